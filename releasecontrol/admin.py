@@ -1,0 +1,178 @@
+"""Django admin: read-only for the audit trail; grants, accounts and tokens go through services."""
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest
+
+from . import services
+from .models import ApiToken, AuditEvent, Environment, MonitorHeartbeat, RoleGrant, User
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "actor_name",
+        "actor_kind",
+        "action",
+        "outcome",
+        "environment",
+        "target_type",
+        "target_name",
+    )
+    list_filter = ("outcome", "actor_kind", "environment", "action")
+    search_fields = ("actor_name", "action", "target_name", "reason", "request_id")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(ReadOnlyAdmin):
+    list_display = (
+        "name",
+        "slug",
+        "tier",
+        "position",
+        "approvals_required",
+        "kill_switch_engaged",
+        "flags_version",
+    )
+
+
+@admin.register(MonitorHeartbeat)
+class MonitorHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ("name", "beat_at", "hostname")
+
+
+def _report(request: HttpRequest, error: Exception) -> None:
+    text = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+    messages.error(request, text)
+
+
+@admin.register(RoleGrant)
+class RoleGrantAdmin(admin.ModelAdmin):
+    """Grant and revoke a role on one environment; both are audited services."""
+
+    list_display = ("user", "role", "environment", "granted_by", "granted_at")
+    list_filter = ("role", "environment")
+    search_fields = ("user__username",)
+    fields = ("user", "role", "environment")
+    actions = ["revoke_selected"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def save_model(self, request, obj, form, change) -> None:
+        (grant,) = services.role_grant(
+            actor=request.user,
+            user=obj.user,
+            role=obj.role,
+            environments=[obj.environment],
+            reason="granted in admin",
+        )
+        obj.pk = grant.pk
+
+    def delete_model(self, request, obj) -> None:
+        services.role_revoke(actor=request.user, grant=obj, reason="revoked in admin")
+
+    @admin.action(description="Revoke the selected role grants", permissions=["delete"])
+    def revoke_selected(self, request, queryset) -> None:
+        for grant in queryset.select_related("user", "environment"):
+            try:
+                services.role_revoke(actor=request.user, grant=grant, reason="revoked in admin")
+            except (PermissionDenied, ValidationError) as error:
+                _report(request, error)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    list_display = (
+        "name",
+        "user",
+        "hint",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = ("revoked_at",)
+    search_fields = ("user__username", "name")
+    actions = ["revoke_selected"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Needed for the action; the change form itself stays read-only.
+        return obj is None and request.user.is_superuser
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke_selected(self, request, queryset) -> None:
+        for token in queryset.select_related("user"):
+            services.api_token_revoke(actor=request.user, token=token, reason="revoked in admin")
+
+
+class UserCreationForm(AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+        fields = ("username", "kind")
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    add_form = UserCreationForm
+    list_display = ("username", "kind", "email", "is_active", "is_superuser", "last_login")
+    list_filter = ("kind", "is_active", "is_superuser")
+    fieldsets = (
+        (None, {"fields": ("username", "kind")}),
+        ("Contact", {"fields": ("first_name", "last_name", "email")}),
+        ("Status", {"fields": ("is_active", "is_superuser", "last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (None, {"fields": ("username", "kind", "usable_password", "password1", "password2")}),
+    )
+    readonly_fields = ("kind", "is_superuser", "last_login", "date_joined")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj else ()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deactivate instead: audit events keep pointing at the account
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            changes = {
+                f: form.cleaned_data[f]
+                for f in services.USER_EDITABLE_FIELDS
+                if f in form.changed_data
+            }
+            if changes:
+                updated = services.user_update(
+                    actor=request.user, user=obj, reason="changed in admin", **changes
+                )
+                obj.pk = updated.pk
+            return
+        created = services.user_create(
+            actor=request.user,
+            username=obj.username,
+            kind=form.cleaned_data.get("kind", "human"),
+            password=form.cleaned_data.get("password1") or None,
+            reason="created in admin",
+        )
+        obj.pk = created.pk

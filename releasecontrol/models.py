@@ -1,0 +1,244 @@
+"""The core every app uses: people and agents, their tokens, environments, role grants, audit."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+SYSTEM_USERNAME = "system"
+
+
+class UserKind(models.TextChoices):
+    HUMAN = "human", "Human"
+    AGENT = "agent", "Agent (AI agent, bot, CI)"
+    SYSTEM = "system", "System (automation)"
+
+
+class User(AbstractUser):
+    """A person, an agent account, or the one system actor that automation acts as."""
+
+    kind = models.CharField(max_length=10, choices=UserKind.choices, default=UserKind.HUMAN)
+
+    objects = UserManager()
+
+    class Meta:
+        constraints = [
+            # Only people may hold admin powers: an agent's kind caps whatever it is given.
+            models.CheckConstraint(
+                condition=Q(kind="human") | Q(is_superuser=False, is_staff=False),
+                name="user_only_humans_are_staff",
+            ),
+        ]
+
+    @property
+    def is_human(self) -> bool:
+        return self.kind == UserKind.HUMAN
+
+    @property
+    def is_agent(self) -> bool:
+        return self.kind == UserKind.AGENT
+
+    @property
+    def is_system(self) -> bool:
+        return self.kind == UserKind.SYSTEM
+
+    @classmethod
+    def system(cls) -> User:
+        """The system actor, made by migration; automation records its actions under it."""
+        return cls.objects.get(username=SYSTEM_USERNAME, kind=UserKind.SYSTEM)
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def usable(self) -> ApiTokenQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only its SHA-256 digest is kept; the token is shown once."""
+
+    PREFIX = "rcp_"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    digest = models.CharField(max_length=64, unique=True)
+    # The first characters, so a person can tell their tokens apart without the secret.
+    hint = models.CharField(max_length=16)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…)"
+
+    @staticmethod
+    def digest_of(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @property
+    def is_usable(self) -> bool:
+        return self.revoked_at is None and (
+            self.expires_at is None or self.expires_at > timezone.now()
+        )
+
+
+class Tier(models.TextChoices):
+    DEVELOPMENT = "development", "Development"
+    STAGING = "staging", "Staging"
+    PRODUCTION = "production", "Production"
+
+
+class Environment(models.Model):
+    """A place changes reach in order: development, staging, production."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    tier = models.CharField(max_length=20, choices=Tier.choices)
+    position = models.PositiveSmallIntegerField(
+        help_text="Place on the promotion path, lowest first."
+    )
+    approvals_required = models.PositiveSmallIntegerField(
+        default=0, help_text="Approvals needed from people other than the requester."
+    )
+    require_approval_for_increase = models.BooleanField(
+        default=False,
+        help_text="Changes that increase exposure wait for an approval request.",
+    )
+    colour = models.CharField(max_length=7, default="#2563eb")
+    kill_switch_engaged = models.BooleanField(default=False)
+    kill_switch_engaged_at = models.DateTimeField(null=True, blank=True)
+    kill_switch_engaged_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    kill_switch_reason = models.TextField(blank=True)
+    # Bumped in the same transaction as any change to this environment's flags:
+    # evaluating processes compare it to their snapshot.
+    flags_version = models.BigIntegerField(default=1)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(tier="production") | Q(approvals_required__gte=1),
+                name="environment_production_needs_an_approval",
+            ),
+            models.UniqueConstraint(fields=["position"], name="environment_unique_position"),
+        ]
+        permissions = [
+            ("change_flags", "Change flag states"),
+            ("operate_kill_switch", "Engage and release kill switches"),
+            ("request_changes", "Prepare checklists and request approval"),
+            ("approve_changes", "Approve or reject requests"),
+            ("export_audit", "Export the audit trail"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_production(self) -> bool:
+        return self.tier == Tier.PRODUCTION
+
+
+class Role(models.TextChoices):
+    RELEASE_MANAGER = "release_manager", "Release manager"
+    ONCALL = "oncall", "On-call"
+    DEVELOPER = "developer", "Developer"
+    AUDITOR = "auditor", "Auditor"
+    AGENT = "agent", "Agent"
+
+
+class RoleGrant(models.Model):
+    """A user holds a role on one environment; turned into guardian permissions on it."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="role_grants")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="role_grants"
+    )
+    granted_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    granted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["environment__position", "user__username"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "role", "environment"], name="rolegrant_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.get_role_display()} on {self.environment}"
+
+
+class Outcome(models.TextChoices):
+    OK = "ok", "ok"
+    DENIED = "denied", "denied"
+
+
+class AuditEvent(models.Model):
+    """One action, as it happened. Append-only (database trigger) and hash-chained."""
+
+    created_at = models.DateTimeField()
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    actor_kind = models.CharField(max_length=10, choices=UserKind.choices)
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=100)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    environment = models.ForeignKey(
+        Environment,
+        to_field="slug",
+        db_column="environment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    target_type = models.CharField(max_length=50, blank=True)
+    target_id = models.CharField(max_length=100, blank=True)
+    target_name = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="audit_time_idx"),
+            models.Index(fields=["environment", "-id"], name="audit_env_idx"),
+            models.Index(fields=["actor", "-id"], name="audit_actor_idx"),
+            models.Index(fields=["action", "-id"], name="audit_action_idx"),
+            models.Index(fields=["target_type", "target_id", "-id"], name="audit_target_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} by {self.actor_name} ({self.outcome})"
+
+
+class MonitorHeartbeat(models.Model):
+    """When the gate monitor last proved it is alive (beat queued, a worker ran it)."""
+
+    name = models.CharField(max_length=50, unique=True)
+    beat_at = models.DateTimeField()
+    hostname = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,19 @@
+"""The gate monitor's own work in the core: proving it is alive."""
+
+import socket
+
+from celery import shared_task
+from django.utils import timezone
+
+from .models import MonitorHeartbeat
+
+HEARTBEAT_NAME = "gate-monitor"
+
+
+@shared_task(name="releasecontrol.tasks.monitor_heartbeat", ignore_result=True)
+def monitor_heartbeat() -> None:
+    """Queued by beat, run by a worker: a fresh stamp means both are alive."""
+    MonitorHeartbeat.objects.update_or_create(
+        name=HEARTBEAT_NAME,
+        defaults={"beat_at": timezone.now(), "hostname": socket.gethostname()},
+    )

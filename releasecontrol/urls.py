@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("environments/<slug:slug>/", views.environment_detail, name="environment_detail"),
+    path("healthz", views.healthz, name="healthz"),
+    path("api/v1/me", views.api_me, name="api_me"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+]

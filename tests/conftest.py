@@ -1,0 +1,119 @@
+"""Shared fixtures: one account per role (granted through the real service), an agent,
+an outsider."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # live_server + ORM in browser tests
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }
+
+
+@pytest.fixture
+def system_user(db):
+    from releasecontrol.models import User
+
+    return User.system()
+
+
+@pytest.fixture
+def environments(db):
+    from releasecontrol.models import Environment
+
+    return {env.slug: env for env in Environment.objects.all()}
+
+
+@pytest.fixture
+def development(environments):
+    return environments["development"]
+
+
+@pytest.fixture
+def staging(environments):
+    return environments["staging"]
+
+
+@pytest.fixture
+def production(environments):
+    return environments["production"]
+
+
+def _account(username: str, role: str | None, *, agent: bool = False, superuser: bool = False):
+    from releasecontrol.models import User, UserKind
+    from releasecontrol.services import role_grant, user_create
+    from tests.factories import PASSWORD
+
+    user = user_create(
+        actor=User.system(),
+        username=username,
+        kind=UserKind.AGENT if agent else UserKind.HUMAN,
+        password=PASSWORD,
+        is_superuser=superuser,
+    )
+    if role:
+        role_grant(actor=User.system(), user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def release_manager(db):
+    return _account("rita", "release_manager")
+
+
+@pytest.fixture
+def oncall(db):
+    return _account("omar", "oncall")
+
+
+@pytest.fixture
+def developer(db):
+    return _account("dev", "developer")
+
+
+@pytest.fixture
+def auditor(db):
+    return _account("audrey", "auditor")
+
+
+@pytest.fixture
+def agent(db):
+    return _account("ci-bot", "agent", agent=True)
+
+
+@pytest.fixture
+def outsider(db):
+    """Signed in, holds no role anywhere."""
+    return _account("otto", None)
+
+
+@pytest.fixture
+def admin_user(db):
+    return _account("root", None, superuser=True)
+
+
+@pytest.fixture
+def api_token_for(db):
+    """Issue a real personal API token for a user; returns the raw token."""
+    from releasecontrol.models import User
+    from releasecontrol.services import api_token_issue
+
+    def issue(user) -> str:
+        return api_token_issue(actor=User.system(), user=user, name="test").raw
+
+    return issue
