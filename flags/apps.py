@@ -5,3 +5,12 @@ class FlagsConfig(AppConfig):
     """Feature flags per environment, kill switches, the flag board and OFREP."""
 
     name = "flags"
+
+    def ready(self) -> None:
+        from releasecontrol.management.commands.seed_demo import SEED_HOOKS
+
+        from . import actions  # noqa: F401  (registers the flags actions)
+        from .demo import seed_flags
+
+        if seed_flags not in SEED_HOOKS:
+            SEED_HOOKS.append(seed_flags)

@@ -8,6 +8,9 @@ urlpatterns = [
     path("environments/<slug:slug>/", views.environment_detail, name="environment_detail"),
     path("healthz", views.healthz, name="healthz"),
     path("api/v1/me", views.api_me, name="api_me"),
+    path("api/v1/", include("flags.api")),
+    path("ofrep/v1/", include("flags.ofrep")),
+    path("", include("flags.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

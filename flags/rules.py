@@ -1,0 +1,79 @@
+"""The semantics of a flag state: who gets the on-value, and whether a change reduces exposure.
+
+Pure functions, no database: evaluation, the services and the policy's
+exposure question all read them from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import mmh3
+
+MODES = ("off", "shadow", "allowlist", "percentage", "full")
+MAX_ALLOWLIST = 10_000
+MAX_TARGETING_KEY = 256
+
+
+def bucket(flag_key: str, targeting_key: str) -> int:
+    """Unleash's normalization: murmur3_32("<flag>:<key>", seed 0) % 100 + 1, in 1..100."""
+    return mmh3.hash(f"{flag_key}:{targeting_key}", 0, signed=False) % 100 + 1
+
+
+def in_percentage(flag_key: str, targeting_key: str, percentage: int) -> bool:
+    return percentage > 0 and bucket(flag_key, targeting_key) <= percentage
+
+
+@dataclass(frozen=True)
+class StateValue:
+    """What a flag state says, independent of how it is stored."""
+
+    mode: str = "off"
+    percentage: int = 0
+    allowlist: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(cls, mode: str, percentage: int, allowlist: Iterable[str]) -> StateValue:
+        return cls(mode, percentage, frozenset(allowlist))
+
+    def as_dict(self) -> dict:
+        return {
+            "mode": self.mode,
+            "percentage": self.percentage,
+            "allowlist": sorted(self.allowlist),
+        }
+
+
+def reduces_exposure(before: StateValue, after: StateValue) -> bool:
+    """True when the set of targeting keys that get the on-value can only shrink.
+
+    To off or shadow from anything; full to anything; otherwise a percentage no
+    higher and an allowlist that is a subset (an allowlist-only state counts as 0%).
+    """
+    if after.mode in ("off", "shadow") or before.mode == "full":
+        return True
+    if after.mode == "full":
+        return False
+    if before.mode in ("off", "shadow"):
+        # Nothing was on: only a state that still turns nobody on does not increase.
+        return not after.allowlist and (after.mode == "allowlist" or after.percentage == 0)
+    before_pct = before.percentage if before.mode == "percentage" else 0
+    after_pct = after.percentage if after.mode == "percentage" else 0
+    return after_pct <= before_pct and after.allowlist <= before.allowlist
+
+
+def clean_allowlist(values: object) -> list[str]:
+    """Validate and normalise an allowlist: distinct non-empty strings, sorted."""
+    if not isinstance(values, list | tuple):
+        raise ValueError("allowlist must be a list of targeting keys")
+    keys = set()
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("each allowlist entry must be a non-empty string")
+        if len(value) > MAX_TARGETING_KEY:
+            raise ValueError(f"allowlist entries are at most {MAX_TARGETING_KEY} characters")
+        keys.add(value.strip())
+    if len(keys) > MAX_ALLOWLIST:
+        raise ValueError(f"an allowlist holds at most {MAX_ALLOWLIST} keys")
+    return sorted(keys)

@@ -1,0 +1,89 @@
+"""Reads of flags, with their joins done: a fixed number of queries whatever the flag count."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404
+
+from releasecontrol.models import AuditEvent, Environment
+
+from .models import Flag, FlagState, KillSwitch, SdkKey, Tag
+
+
+def flag_list(*, search: str = "", tag: str = "", include_archived: bool = False) -> QuerySet[Flag]:
+    """Flags with their tags and their states in every environment prefetched."""
+    flags = Flag.objects.all()
+    if not include_archived:
+        flags = flags.filter(archived=False)
+    if search:
+        flags = flags.filter(
+            Q(key__icontains=search) | Q(name__icontains=search) | Q(description__icontains=search)
+        )
+    if tag:
+        flags = flags.filter(tags__name=tag)
+    return (
+        flags.select_related("owner")
+        .prefetch_related(
+            "tags",
+            Prefetch(
+                "states",
+                queryset=FlagState.objects.select_related("environment", "updated_by"),
+            ),
+        )
+        .order_by("key")
+    )
+
+
+def flag_get(key: str) -> Flag:
+    try:
+        return flag_list(include_archived=True).get(key=key)
+    except Flag.DoesNotExist:
+        raise Http404(f"No flag {key!r}") from None
+
+
+def states_by_environment(flag: Flag) -> dict[str, FlagState | None]:
+    """The flag's state in each environment, in promotion order (None: never set, so off)."""
+    states = {s.environment.slug: s for s in flag.states.all()}
+    return {env.slug: states.get(env.slug) for env in Environment.objects.order_by("position")}
+
+
+def tag_list() -> QuerySet[Tag]:
+    return Tag.objects.order_by("name")
+
+
+def engaged_kill_switches(environment: Environment | None = None) -> QuerySet[KillSwitch]:
+    switches = KillSwitch.objects.engaged().select_related(
+        "environment", "flag", "tag", "engaged_by"
+    )
+    if environment is not None:
+        switches = switches.filter(environment=environment)
+    return switches.order_by("environment__position", "-engaged_at")
+
+
+FLAG_ACTIONS = ("flag.create", "flag.state.set", "flag.state.restore")
+
+
+def flag_history(
+    flag: Flag, *, environment: Environment | None = None, limit: int = 200
+) -> list[AuditEvent]:
+    """The flag's audit events, newest first: its own changes and the kill switches that hit it.
+
+    Kill switch events name the flags they turned off inside `before`; they are rare, so
+    they are matched here rather than with a JSON lookup SQLite lacks.
+    """
+    own = AuditEvent.objects.filter(target_type="flag", target_id=str(flag.pk))
+    kills = AuditEvent.objects.filter(action="killswitch.engage", outcome="ok")
+    if environment is not None:
+        own = own.filter(Q(environment=environment) | Q(environment__isnull=True))
+        kills = kills.filter(environment=environment)
+    hits = [
+        event
+        for event in kills.order_by("-id")[:limit]
+        if any(s.get("flag") == flag.key for s in (event.before or {}).get("states", []))
+    ]
+    events = list(own.order_by("-id")[:limit]) + hits
+    return sorted(events, key=lambda e: e.pk, reverse=True)[:limit]
+
+
+def sdk_keys(environment: Environment) -> QuerySet[SdkKey]:
+    return SdkKey.objects.filter(environment=environment, revoked_at__isnull=True)

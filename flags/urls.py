@@ -1,0 +1,10 @@
+"""The flag board and flag pages (namespace `flags`)."""
+
+from django.urls import path
+
+
+app_name = "flags"
+
+urlpatterns: list = [
+    # Filled in by the board: see views.py.
+]

@@ -1,0 +1,1 @@
+"""The flag board (HTMX) and flag pages."""
