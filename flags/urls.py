@@ -1,8 +1,5 @@
 """The flag board and flag pages (namespace `flags`)."""
 
-from django.urls import path
-
-
 app_name = "flags"
 
 urlpatterns: list = [

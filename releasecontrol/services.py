@@ -76,7 +76,7 @@ def user_update(*, actor: User, user: User, reason: str = "", **changes: object)
         raise ValidationError(f"These account fields cannot be changed here: {sorted(unknown)}")
     target = Target.of(user, user.username)
     authorize(actor, actions.USER_UPDATE, target=target, reason=reason)
-    user = User.objects.select_for_update().get(pk=user.pk)
+    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     before = {field: getattr(user, field) for field in changes}
     for field, value in changes.items():
         setattr(user, field, value)

@@ -4,9 +4,10 @@ import django.core.validators
 import django.db.models.deletion
 import django.db.models.functions.comparison
 import django.utils.timezone
-import flags.models
 from django.conf import settings
 from django.db import migrations, models
+
+import flags.models
 
 
 class Migration(migrations.Migration):
