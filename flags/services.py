@@ -14,23 +14,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from releasecontrol.audit import Target, audit_record
+from releasecontrol.errors import Conflict
 from releasecontrol.models import Environment, User
 from releasecontrol.policy import authorize
 
 from . import actions
 from .models import Flag, FlagState, KillSwitch, KillSwitchScope, Mode, SdkKey, Tag
 from .rules import MODES, StateValue, clean_allowlist, reduces_exposure
-
-
-class Conflict(Exception):
-    """The change cannot be made as asked (answered 409): stale, killed, or needs approval."""
-
-    code = "conflict"
-
-    def __init__(self, detail: str, **context: Any) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.context = context
 
 
 class StaleEdit(Conflict):

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from .errors import Conflict
 from .services import api_token_authenticate
 
 
@@ -79,6 +80,8 @@ def api_endpoint(methods: tuple[str, ...]) -> Callable:
                 return view(request, *args, **kwargs)
             except ApiError as exc:
                 return error_response(exc.status, exc.code, exc.detail)
+            except Conflict as exc:
+                return error_response(409, exc.code, exc.detail)
             except ValidationError as exc:
                 return error_response(400, "invalid", validation_detail(exc))
             except PermissionDenied as exc:
