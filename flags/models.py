@@ -75,8 +75,8 @@ class Flag(models.Model):
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="flags")
     type = models.CharField(max_length=10, choices=FlagType.choices, default=FlagType.BOOLEAN)
-    on_value = models.JSONField(default=default_on_value)
-    off_value = models.JSONField(default=default_off_value)
+    on_value = models.JSONField(default=default_on_value, blank=True)
+    off_value = models.JSONField(default=default_off_value, blank=True)
     archived = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 

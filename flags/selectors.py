@@ -81,8 +81,8 @@ def flag_history(
         for event in kills.order_by("-id")[:limit]
         if any(s.get("flag") == flag.key for s in (event.before or {}).get("states", []))
     ]
-    events = list(own.order_by("-id")[:limit]) + hits
-    return sorted(events, key=lambda e: e.pk, reverse=True)[:limit]
+    events = {e.pk: e for e in [*own.order_by("-id")[:limit], *hits]}
+    return sorted(events.values(), key=lambda e: e.pk, reverse=True)[:limit]
 
 
 def sdk_keys(environment: Environment) -> QuerySet[SdkKey]:

@@ -15,6 +15,7 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from django.utils import timezone
 
 from .context import current_request_context
 from .models import AuditEvent, Environment, Outcome, User
+
+logger = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 # Any 64-bit number unique to this table's chain lock.
@@ -180,21 +183,29 @@ def audit_record_denial(**kwargs: Any) -> None:
     """
     kwargs["outcome"] = Outcome.DENIED
     context = contextvars.copy_context()
+    failures: list[BaseException] = []
     thread = threading.Thread(
-        target=context.run, args=(_write_on_own_connection, kwargs), name="audit-denial"
+        target=context.run, args=(_write_on_own_connection, kwargs, failures), name="audit-denial"
     )
     thread.start()
     if chain_lock_held():
         with _pending_lock:
             _pending.append(thread)
-    else:
-        thread.join()
+        return
+    thread.join()
+    if failures:
+        # The other connection could not see what the event refers to (an actor made in
+        # this very transaction): record it here rather than lose it.
+        audit_record(**kwargs)
 
 
-def _write_on_own_connection(kwargs: dict[str, Any]) -> None:
+def _write_on_own_connection(kwargs: dict[str, Any], failures: list[BaseException]) -> None:
     try:
         with transaction.atomic():
             audit_record(**kwargs)
+    except Exception as error:
+        failures.append(error)
+        logger.warning("audit.denial_deferred_write_failed: %s", error)
     finally:
         connections.close_all()
 

@@ -72,8 +72,8 @@ class Migration(migrations.Migration):
                         max_length=10,
                     ),
                 ),
-                ("on_value", models.JSONField(default=flags.models.default_on_value)),
-                ("off_value", models.JSONField(default=flags.models.default_off_value)),
+                ("on_value", models.JSONField(blank=True, default=flags.models.default_on_value)),
+                ("off_value", models.JSONField(blank=True, default=flags.models.default_off_value)),
                 ("archived", models.BooleanField(default=False)),
                 ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
                 (
