@@ -91,3 +91,59 @@ def audit_event(**kwargs) -> AuditEvent:
     kwargs.setdefault("actor", User.system())
     kwargs.setdefault("action", "test.event")
     return audit_record(**kwargs)
+
+
+# --- flags ------------------------------------------------------------------------------
+# Flags and their states are normally made through flags.services (audited); these build
+# rows directly for read-side tests (board pages, evaluation snapshots, query counts).
+
+
+class TagFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "flags.Tag"
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"tag-{n}")
+
+
+class FlagFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "flags.Flag"
+        django_get_or_create = ("key",)
+
+    key = factory.Sequence(lambda n: f"flag-{n:05d}")
+    name = factory.LazyAttribute(lambda o: o.key.replace("-", " ").title())
+
+
+class FlagStateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "flags.FlagState"
+        django_get_or_create = ("flag", "environment")
+
+    flag = factory.SubFactory(FlagFactory)
+    environment = factory.LazyFunction(lambda: Environment.objects.get(slug="development"))
+    mode = "off"
+
+
+class KillSwitchFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "flags.KillSwitch"
+
+    environment = factory.LazyFunction(lambda: Environment.objects.get(slug="production"))
+    scope = "environment"
+    engaged_by = factory.LazyFunction(User.system)
+    reason = "factory"
+
+
+class SdkKeyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "flags.SdkKey"
+
+    class Params:
+        raw = factory.Sequence(lambda n: f"rcs_factory-key-{n:08d}")
+
+    environment = factory.LazyFunction(lambda: Environment.objects.get(slug="development"))
+    name = "factory"
+    digest = factory.LazyAttribute(lambda o: ApiToken.digest_of(o.raw))
+    hint = factory.LazyAttribute(lambda o: o.raw[:8])
+    created_by = factory.LazyFunction(User.system)
