@@ -76,3 +76,26 @@ SDK_KEY_REVOKE = register(
     approval=False,
     administrative=True,
 )
+FLAG_UPDATE = register(
+    name="flag.update",
+    # Name, description, owner, tags: what people read, not what users get.
+    description="Edit a flag's description",
+    permission=roles.CHANGE_FLAGS,
+    mutates=True,
+    reduces_exposure=True,
+    production_execution=False,
+    approval=False,
+    administrative=False,
+)
+FLAG_ARCHIVE = register(
+    name="flag.archive",
+    # Only a flag that is off everywhere may be archived, so archiving never changes
+    # what anyone gets.
+    description="Archive or unarchive a flag",
+    permission=roles.CHANGE_FLAGS,
+    mutates=True,
+    reduces_exposure=True,
+    production_execution=False,
+    approval=False,
+    administrative=False,
+)

@@ -77,8 +77,13 @@ def flag_create(
     reason: str = "",
 ) -> Flag:
     """A new flag is off in every environment."""
-    first = Environment.objects.order_by("position").first()
-    authorize(actor, actions.FLAG_CREATE, first, target=Target("flag", "", key), reason=reason)
+    authorize(
+        actor,
+        actions.FLAG_CREATE,
+        _first_environment(),
+        target=Target("flag", "", key),
+        reason=reason,
+    )
     if type == "boolean":
         on_value = True if on_value is None else on_value
         off_value = False if off_value is None else off_value
@@ -105,6 +110,85 @@ def flag_create(
         action=actions.FLAG_CREATE.name,
         target=_flag_target(flag),
         after=flag_definition(flag, tags=[t.name for t in tag_objects]),
+        reason=reason,
+    )
+    return flag
+
+
+def _first_environment() -> Environment | None:
+    return Environment.objects.order_by("position").first()
+
+
+@transaction.atomic
+def flag_update(
+    *,
+    actor: User,
+    flag: Flag,
+    name: str | None = None,
+    description: str | None = None,
+    tags: Iterable[str] | None = None,
+    owner: User | None = None,
+    reason: str = "",
+) -> Flag:
+    """Edit what people read about a flag. Its values and states change elsewhere."""
+    authorize(
+        actor, actions.FLAG_UPDATE, _first_environment(), target=_flag_target(flag), reason=reason
+    )
+    flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    before = flag_definition(flag)
+    if name is not None:
+        flag.name = name
+    if description is not None:
+        flag.description = description
+    if owner is not None:
+        flag.owner = owner
+    flag.full_clean()
+    flag.save()
+    if tags is not None:
+        flag.tags.set(_tag_objects(tags))
+    after = flag_definition(flag)
+    if after != before:
+        audit_record(
+            actor=actor,
+            action=actions.FLAG_UPDATE.name,
+            target=_flag_target(flag),
+            before=before,
+            after=after,
+            reason=reason,
+        )
+    return flag
+
+
+@transaction.atomic
+def flag_archive(*, actor: User, flag: Flag, archived: bool = True, reason: str = "") -> Flag:
+    """Archive a flag that is off everywhere (evaluation then answers FLAG_NOT_FOUND)."""
+    authorize(
+        actor, actions.FLAG_ARCHIVE, _first_environment(), target=_flag_target(flag), reason=reason
+    )
+    flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    if archived:
+        still_on = list(
+            FlagState.objects.filter(flag=flag)
+            .exclude(mode=Mode.OFF)
+            .values_list("environment__slug", flat=True)
+        )
+        if still_on:
+            raise Conflict(
+                f"{flag.key} is still on in {', '.join(still_on)}: turn it off everywhere "
+                "before archiving it."
+            )
+    if flag.archived == archived:
+        return flag
+    flag.archived = archived
+    flag.save(update_fields=["archived"])
+    for environment in Environment.objects.all():
+        _bump_flags_version(environment)  # evaluation forgets (or learns) the flag
+    audit_record(
+        actor=actor,
+        action=actions.FLAG_ARCHIVE.name,
+        target=_flag_target(flag),
+        before={"archived": not archived},
+        after={"archived": archived},
         reason=reason,
     )
     return flag

@@ -13,13 +13,16 @@ from flags.services import (
     KillSwitchEngaged,
     StaleEdit,
     environment_rollback,
+    flag_archive,
     flag_create,
     flag_state_restore,
     flag_state_set,
+    flag_update,
     kill_switch_engage,
     kill_switch_release,
 )
 from releasecontrol.audit import audit_verify, wait_for_pending_denials
+from releasecontrol.errors import Conflict
 from releasecontrol.models import AuditEvent, Environment, User
 from tests.factories import EnvironmentFactory
 
@@ -414,3 +417,24 @@ def test_flag_state_restore__earlier_state__new_audited_change(release_manager, 
     assert (state.mode, state.allowlist, state.version) == ("allowlist", ["pilot"], 4)
     event = last_event(action="flag.state.restore")
     assert event.before["mode"] == "off" and event.after["allowlist"] == ["pilot"]
+
+
+def test_flag_update__description_and_tags__audited_with_before_after(developer, flag):
+    flag_update(actor=developer, flag=flag, description="Checkout v2", tags=["payments", "web"])
+    event = last_event(action="flag.update")
+    assert event.before["tags"] == ["payments"] and event.after["tags"] == ["payments", "web"]
+    assert event.after["description"] == "Checkout v2"
+
+
+def test_flag_archive__still_on_somewhere__refused_naming_where(developer, staging, flag):
+    flag_state_set(actor=developer, flag=flag, environment=staging, mode="full")
+    with pytest.raises(Conflict, match="staging"):
+        flag_archive(actor=developer, flag=flag)
+    flag_state_set(actor=developer, flag=flag, environment=staging, mode="off")
+    assert flag_archive(actor=developer, flag=flag).archived
+    assert last_event(action="flag.archive").after == {"archived": True}
+
+
+def test_flag_update__auditor__refused(auditor, flag):
+    with pytest.raises(PermissionDenied):
+        flag_update(actor=auditor, flag=flag, name="x")
