@@ -204,7 +204,7 @@ class KillSwitch(models.Model):
         if self.scope == KillSwitchScope.FLAG:
             return self.flag.key
         if self.scope == KillSwitchScope.TAG:
-            return f"tag {self.tag.name}"
+            return f"the {self.tag.name} tag"
         return "every flag"
 
 

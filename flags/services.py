@@ -105,6 +105,8 @@ def flag_create(
     FlagState.objects.bulk_create(
         [FlagState(flag=flag, environment=env) for env in Environment.objects.all()]
     )
+    # Every environment gained a flag (off): evaluating processes must learn it.
+    Environment.objects.update(flags_version=F("flags_version") + 1)
     audit_record(
         actor=actor,
         action=actions.FLAG_CREATE.name,
@@ -317,9 +319,9 @@ def flag_state_set(
         switch = engaged_kill_switch_for(flag, environment)
         if switch is not None:
             raise KillSwitchEngaged(
-                f"The {switch.get_scope_display().lower()} kill switch ({switch.subject}) in "
-                f"{environment.slug} is engaged by {switch.engaged_by.username}: only changes "
-                "that reduce exposure are allowed until someone releases it.",
+                f"A kill switch covering {switch.subject} in {environment.slug} was engaged by "
+                f"{switch.engaged_by.username} ({switch.reason}): only changes that reduce "
+                "exposure are allowed until someone releases it.",
             )
         if environment.require_approval_for_increase and approved_by is None:
             raise ApprovalRequired(
