@@ -114,6 +114,19 @@ def chain_lock_held() -> bool:
         return cursor.fetchone() is not None
 
 
+def _own_transaction_may_block_write() -> bool:
+    """True when a write on another connection could wait for this open transaction: it
+    holds the chain lock, or it has written or locked rows (FOR UPDATE on the actor or the
+    environment an event refers to blocks the foreign-key check of that write)."""
+    if chain_lock_held():
+        return True
+    if not connection.in_atomic_block:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT txid_current_if_assigned() IS NOT NULL")
+        return cursor.fetchone()[0]
+
+
 @dataclass(frozen=True)
 class Target:
     """What an action was about: a flag, a release, a request, a user, a token..."""
@@ -178,8 +191,8 @@ def audit_record_denial(**kwargs: Any) -> None:
     """Record a refusal so that it stays committed although the caller's transaction rolls back.
 
     The event is written on a connection of its own (another thread). When this
-    request's transaction already holds the chain lock, waiting for that write
-    would deadlock, so it completes as soon as the transaction ends instead.
+    request's transaction already holds the chain lock or has locked rows, waiting for
+    that write could deadlock, so it completes as soon as the transaction ends instead.
     """
     kwargs["outcome"] = Outcome.DENIED
     context = contextvars.copy_context()
@@ -188,7 +201,7 @@ def audit_record_denial(**kwargs: Any) -> None:
         target=context.run, args=(_write_on_own_connection, kwargs, failures), name="audit-denial"
     )
     thread.start()
-    if chain_lock_held():
+    if _own_transaction_may_block_write():
         with _pending_lock:
             _pending.append(thread)
         return

@@ -1,5 +1,3 @@
-import sys
-
 from django.core.management.base import BaseCommand, CommandParser
 
 from releasecontrol.audit import export_rows, export_write
@@ -12,5 +10,6 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=("csv", "jsonl"), default="csv")
 
     def handle(self, *args, format: str, **options) -> None:
-        count = export_write(export_rows(), sys.stdout, fmt=format)
+        # self.stdout, not sys.stdout: call_command(stdout=...) and tests capture it.
+        count = export_write(export_rows(), self.stdout, fmt=format)
         self.stderr.write(f"{count} events exported.")
