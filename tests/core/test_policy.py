@@ -47,9 +47,10 @@ EXPECTED: dict[tuple[str, bool | None], tuple[str, ...]] = {
     ("audit.export", None): ("DSP", "---", "---", "DSP", "---", "---", "---", "DSP", "DSP"),
     # --- the flags app's actions (flags/actions.py)
     ("flag.create", None): FLAG_CHANGE_INCREASING,
-    # Editing what people read and archiving a flag that is off everywhere: nobody gets more.
-    ("flag.update", None): FLAG_CHANGE_REDUCING,
-    ("flag.archive", None): FLAG_CHANGE_REDUCING,
+    # Editing what people read and archiving a flag that is off everywhere change nobody's
+    # exposure, but they are people's edits: automation never makes them.
+    ("flag.update", None): FLAG_CHANGE_INCREASING,
+    ("flag.archive", None): FLAG_CHANGE_INCREASING,
     ("flag.state.set", True): FLAG_CHANGE_REDUCING,
     ("flag.state.set", False): FLAG_CHANGE_INCREASING,
     ("flag.state.restore", True): FLAG_CHANGE_REDUCING,
