@@ -25,8 +25,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, connections, models, transaction
 from django.utils import timezone
 
-from .context import current_request_context
-from .models import AuditEvent, Environment, Outcome, User
+from ..context import current_request_context
+from ..models import AuditEvent, Environment, Outcome, User
 
 logger = logging.getLogger(__name__)
 
