@@ -73,3 +73,13 @@ USER_UPDATE = register(
     approval=False,
     administrative=True,
 )
+ENVIRONMENT_CONFIGURE = register(
+    name="environment.configure",
+    description="Change an environment's approval settings",
+    permission=None,
+    mutates=True,
+    reduces_exposure=False,
+    production_execution=False,
+    approval=False,
+    administrative=True,
+)

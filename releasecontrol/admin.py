@@ -42,6 +42,34 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 @admin.register(Environment)
 class EnvironmentAdmin(ReadOnlyAdmin):
+    """Read-only but for the approval settings, which change through the audited service."""
+
+    fields = (
+        "name",
+        "slug",
+        "tier",
+        "position",
+        "approvals_required",
+        "require_approval_for_increase",
+        "kill_switch_engaged",
+        "flags_version",
+    )
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for f in self.fields if f not in services.ENVIRONMENT_SETTINGS]
+
+    def save_model(self, request, obj, form, change) -> None:
+        changes = {
+            f: form.cleaned_data[f] for f in services.ENVIRONMENT_SETTINGS if f in form.changed_data
+        }
+        if changes:
+            services.environment_configure(
+                actor=request.user, environment=obj, reason="changed in admin", **changes
+            )
+
     list_display = (
         "name",
         "slug",

@@ -257,3 +257,34 @@ def api_token_authenticate(raw: str) -> User | None:
     if token.last_used_at is None or now - token.last_used_at > TOKEN_LAST_USED_GRANULARITY:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
+
+
+ENVIRONMENT_SETTINGS = ("approvals_required", "require_approval_for_increase")
+
+
+@transaction.atomic
+def environment_configure(
+    *, actor: User, environment: Environment, reason: str = "", **changes: object
+) -> Environment:
+    """Change how many approvals an environment needs and whether increases wait for one."""
+    unknown = set(changes) - set(ENVIRONMENT_SETTINGS)
+    if unknown:
+        raise ValidationError(f"These environment settings cannot be changed: {sorted(unknown)}")
+    target = Target.of(environment, environment.slug)
+    authorize(actor, actions.ENVIRONMENT_CONFIGURE, environment, target=target, reason=reason)
+    environment = Environment.objects.select_for_update(no_key=True).get(pk=environment.pk)
+    before = {field: getattr(environment, field) for field in changes}
+    for field, value in changes.items():
+        setattr(environment, field, value)
+    environment.full_clean()
+    environment.save(update_fields=list(changes))
+    audit_record(
+        actor=actor,
+        action=actions.ENVIRONMENT_CONFIGURE.name,
+        environment=environment,
+        target=target,
+        before=before,
+        after=changes,
+        reason=reason,
+    )
+    return environment

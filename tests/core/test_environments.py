@@ -45,3 +45,33 @@ def test_environment__staging_without_approvals__allowed(staging):
 def test_environment__two_on_the_same_position__refused(development):
     with pytest.raises(IntegrityError), transaction.atomic():
         EnvironmentFactory(slug="dev-2", position=development.position)
+
+
+def test_environment_admin__require_approval_for_increase__changed_through_audited_service(
+    client, admin_user, production
+):
+    from releasecontrol.models import AuditEvent
+
+    client.force_login(admin_user)
+    response = client.post(
+        f"/admin/releasecontrol/environment/{production.pk}/change/",
+        {"approvals_required": 2, "require_approval_for_increase": "on"},
+    )
+
+    assert response.status_code == 302, response.content[:500]
+    production.refresh_from_db()
+    assert production.require_approval_for_increase and production.approvals_required == 2
+    event = AuditEvent.objects.get(action="environment.configure")
+    assert event.actor == admin_user
+    assert event.after == {"approvals_required": 2, "require_approval_for_increase": True}
+
+
+def test_environment_configure__production_without_approvals__refused_by_constraint(production):
+    import pytest
+    from django.core.exceptions import ValidationError
+
+    from releasecontrol.models import User
+    from releasecontrol.services import environment_configure
+
+    with pytest.raises(ValidationError):
+        environment_configure(actor=User.system(), environment=production, approvals_required=0)

@@ -44,6 +44,7 @@ EXPECTED: dict[tuple[str, bool | None], tuple[str, ...]] = {
     ("role.revoke", None): ADMIN_ONLY,
     ("token.issue", None): ADMIN_ONLY,
     ("token.revoke", None): ADMIN_ONLY,
+    ("environment.configure", None): ADMIN_ONLY,
     ("audit.export", None): ("DSP", "---", "---", "DSP", "---", "---", "---", "DSP", "DSP"),
     # --- the flags app's actions (flags/actions.py)
     ("flag.create", None): FLAG_CHANGE_INCREASING,
