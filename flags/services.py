@@ -44,6 +44,12 @@ def _bump_flags_version(environment: Environment) -> None:
     Environment.objects.filter(pk=environment.pk).update(flags_version=F("flags_version") + 1)
 
 
+def _bump_all_flags_versions() -> None:
+    """A change every environment shows (a new flag, its tags, archiving): boards and
+    evaluating processes reload."""
+    Environment.objects.update(flags_version=F("flags_version") + 1)
+
+
 def _lock_environment(environment: Environment) -> Environment:
     """Serialize changes to one environment's flags (kill switches and edits alike).
 
@@ -105,8 +111,7 @@ def flag_create(
     FlagState.objects.bulk_create(
         [FlagState(flag=flag, environment=env) for env in Environment.objects.all()]
     )
-    # Every environment gained a flag (off): evaluating processes must learn it.
-    Environment.objects.update(flags_version=F("flags_version") + 1)
+    _bump_all_flags_versions()  # every environment gained a flag (off)
     audit_record(
         actor=actor,
         action=actions.FLAG_CREATE.name,
@@ -150,6 +155,7 @@ def flag_update(
         flag.tags.set(_tag_objects(tags))
     after = flag_definition(flag)
     if after != before:
+        _bump_all_flags_versions()
         audit_record(
             actor=actor,
             action=actions.FLAG_UPDATE.name,
@@ -183,8 +189,7 @@ def flag_archive(*, actor: User, flag: Flag, archived: bool = True, reason: str 
         return flag
     flag.archived = archived
     flag.save(update_fields=["archived"])
-    for environment in Environment.objects.all():
-        _bump_flags_version(environment)  # evaluation forgets (or learns) the flag
+    _bump_all_flags_versions()
     audit_record(
         actor=actor,
         action=actions.FLAG_ARCHIVE.name,

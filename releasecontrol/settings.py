@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "releasecontrol.middleware.HtmxLoginRedirectMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -142,7 +143,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["password", "token", "authorization"]
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# The same client address the audit trail records (see USE_X_FORWARDED_FOR).
+AXES_CLIENT_IP_CALLABLE = "releasecontrol.middleware.client_ip_of"
 
 # --- Security -------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -214,8 +216,16 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- API tokens -----------------------------------------------------------------
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
-# Trust X-Forwarded-For for the client address only behind a proxy you run.
+# Behind a proxy you run, the client address is the last X-Forwarded-For entry (the one
+# your proxy appended; earlier entries are whatever the client sent). Off: REMOTE_ADDR.
 USE_X_FORWARDED_FOR = env.bool("USE_X_FORWARDED_FOR", default=False)
+
+# --- Flag evaluation (OFREP) -----------------------------------------------------
+# How old (seconds) a process's flag snapshot may get before it asks PostgreSQL whether
+# anything changed: changes reach every process within about this long.
+FLAG_SNAPSHOT_MAX_AGE = env.float("FLAG_SNAPSHOT_MAX_AGE", default=0.05)
+# Evaluations per second per SDK key, counted in each process separately (0: no limit).
+OFREP_RATE_LIMIT_PER_SECOND = env.float("OFREP_RATE_LIMIT_PER_SECOND", default=0.0)
 
 # --- Logging: one line per event; secrets are masked before anything is written --
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -103,3 +103,20 @@ def test_sign_out__post__back_to_sign_in(client, release_manager):
 
     assert response.status_code == 302 and response["Location"] == LOGIN
     assert client.get("/").status_code == 302
+
+
+def test_client_ip__behind_proxy__last_forwarded_entry_is_used(rf, settings):
+    from releasecontrol.middleware import client_ip_of
+
+    settings.USE_X_FORWARDED_FOR = True
+    request = rf.get("/", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9", REMOTE_ADDR="10.0.0.2")
+    assert client_ip_of(request) == "203.0.113.9"
+    settings.USE_X_FORWARDED_FOR = False
+    assert client_ip_of(request) == "10.0.0.2"
+
+
+def test_htmx_request__session_expired__full_page_redirect_to_sign_in(client, db):
+    response = client.get("/flags/", HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 204
+    assert response["HX-Redirect"].startswith("/accounts/login/")
