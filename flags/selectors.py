@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
+from releasecontrol.audit.selectors import AuditFilter, audit_events
 from releasecontrol.models import AuditEvent, Environment
 
 from .models import Flag, FlagState, KillSwitch, SdkKey, Tag
@@ -71,17 +72,23 @@ def flag_history(
     Kill switch events name the flags they turned off inside `before`; they are rare, so
     they are matched here rather than with a JSON lookup SQLite lacks.
     """
-    own = AuditEvent.objects.filter(target_type="flag", target_id=str(flag.pk))
-    kills = AuditEvent.objects.filter(action="killswitch.engage", outcome="ok")
+    own = audit_events(AuditFilter(target_type="flag", target_id=str(flag.pk)))
+    kills = audit_events(
+        AuditFilter(
+            action="killswitch.engage",
+            outcome="ok",
+            environment=environment.slug if environment else "",
+        )
+    )
     if environment is not None:
+        # Flag-wide events (creation, edits) have no environment and belong to every tab.
         own = own.filter(Q(environment=environment) | Q(environment__isnull=True))
-        kills = kills.filter(environment=environment)
     hits = [
         event
-        for event in kills.order_by("-id")[:limit]
+        for event in kills[:limit]
         if any(s.get("flag") == flag.key for s in (event.before or {}).get("states", []))
     ]
-    events = {e.pk: e for e in [*own.order_by("-id")[:limit], *hits]}
+    events = {e.pk: e for e in [*own[:limit], *hits]}
     return sorted(events.values(), key=lambda e: e.pk, reverse=True)[:limit]
 
 
