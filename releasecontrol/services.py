@@ -18,7 +18,7 @@ from guardian.shortcuts import assign_perm
 from . import actions, roles
 from .audit import Target, audit_record
 from .models import ApiToken, Environment, RoleGrant, User, UserKind
-from .policy import authorize
+from .policy import Action, authorize
 
 # Refresh last_used_at at most this often: it is read on every API request.
 TOKEN_LAST_USED_GRANULARITY = dt.timedelta(minutes=1)
@@ -68,26 +68,50 @@ def user_create(
 USER_EDITABLE_FIELDS = ("email", "first_name", "last_name", "is_active")
 
 
-@transaction.atomic
-def user_update(*, actor: User, user: User, reason: str = "", **changes: object) -> User:
-    """Change an account's contact details or deactivate it (a deactivated user cannot act)."""
-    unknown = set(changes) - set(USER_EDITABLE_FIELDS)
+def _update_fields(
+    *,
+    actor: User,
+    obj: User | Environment,
+    allowed: tuple[str, ...],
+    changes: dict[str, object],
+    action: Action,
+    target: Target,
+    environment: Environment | None = None,
+    reason: str,
+) -> None:
+    """Authorize, lock, validate, save and audit a change of some of `allowed` fields."""
+    unknown = set(changes) - set(allowed)
     if unknown:
-        raise ValidationError(f"These account fields cannot be changed here: {sorted(unknown)}")
-    target = Target.of(user, user.username)
-    authorize(actor, actions.USER_UPDATE, target=target, reason=reason)
-    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
-    before = {field: getattr(user, field) for field in changes}
+        raise ValidationError(f"These fields cannot be changed here: {sorted(unknown)}")
+    authorize(actor, action, environment, target=target, reason=reason)
+    type(obj).objects.select_for_update(no_key=True).filter(pk=obj.pk).get()
+    obj.refresh_from_db(fields=list(changes))
+    before = {field: getattr(obj, field) for field in changes}
     for field, value in changes.items():
-        setattr(user, field, value)
-    user.full_clean()
-    user.save(update_fields=list(changes))
+        setattr(obj, field, value)
+    obj.full_clean()
+    obj.save(update_fields=list(changes))
     audit_record(
         actor=actor,
-        action=actions.USER_UPDATE.name,
+        action=action.name,
+        environment=environment,
         target=target,
         before=before,
         after=changes,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def user_update(*, actor: User, user: User, reason: str = "", **changes: object) -> User:
+    """Change an account's contact details or deactivate it (a deactivated user cannot act)."""
+    _update_fields(
+        actor=actor,
+        obj=user,
+        allowed=USER_EDITABLE_FIELDS,
+        changes=changes,
+        action=actions.USER_UPDATE,
+        target=Target.of(user, user.username),
         reason=reason,
     )
     return user
@@ -267,24 +291,14 @@ def environment_configure(
     *, actor: User, environment: Environment, reason: str = "", **changes: object
 ) -> Environment:
     """Change how many approvals an environment needs and whether increases wait for one."""
-    unknown = set(changes) - set(ENVIRONMENT_SETTINGS)
-    if unknown:
-        raise ValidationError(f"These environment settings cannot be changed: {sorted(unknown)}")
-    target = Target.of(environment, environment.slug)
-    authorize(actor, actions.ENVIRONMENT_CONFIGURE, environment, target=target, reason=reason)
-    environment = Environment.objects.select_for_update(no_key=True).get(pk=environment.pk)
-    before = {field: getattr(environment, field) for field in changes}
-    for field, value in changes.items():
-        setattr(environment, field, value)
-    environment.full_clean()
-    environment.save(update_fields=list(changes))
-    audit_record(
+    _update_fields(
         actor=actor,
-        action=actions.ENVIRONMENT_CONFIGURE.name,
+        obj=environment,
+        allowed=ENVIRONMENT_SETTINGS,
+        changes=changes,
+        action=actions.ENVIRONMENT_CONFIGURE,
+        target=Target.of(environment, environment.slug),
         environment=environment,
-        target=target,
-        before=before,
-        after=changes,
         reason=reason,
     )
     return environment
