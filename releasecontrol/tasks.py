@@ -5,6 +5,7 @@ import socket
 from celery import shared_task
 from django.utils import timezone
 
+from .audit.verification import audit_verify_chain  # noqa: F401  (registers the task)
 from .models import MonitorHeartbeat
 
 HEARTBEAT_NAME = "gate-monitor"
