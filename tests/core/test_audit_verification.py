@@ -9,7 +9,6 @@ import uuid
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.conf import settings as django_settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -213,12 +212,6 @@ def wait_until_finished(verification_id: int) -> AuditVerification:
         time.sleep(0.1)
 
 
-needs_redis = pytest.mark.skipif(
-    not django_settings.CELERY_BROKER_URL.startswith("redis://"), reason="needs the Redis broker"
-)
-
-
-@needs_redis
 @pytest.mark.django_db(transaction=True)
 def test_verify_chain_task__real_worker_intact_chain__runs_to_completion(
     auditor, own_queue, settings
@@ -240,7 +233,6 @@ def test_verify_chain_task__real_worker_intact_chain__runs_to_completion(
     assert done.first_broken_id is None
 
 
-@needs_redis
 @pytest.mark.django_db(transaction=True)
 def test_verify_chain_task__real_worker_tampered_chain__reports_the_first_broken_event(
     auditor, own_queue, settings
