@@ -19,12 +19,15 @@ PAGE_SIZE = 50
 
 
 def _parse_time(value: str, *, end_of_day: bool) -> dt.datetime:
-    parsed = parse_datetime(value)
-    if parsed is None:
-        day = parse_date(value)
-        if day is None:
-            raise ValueError(value)
+    # A bare date first: parse_datetime reads "2026-11-21" as its midnight, which would
+    # make until=2026-11-21 leave out that whole day.
+    day = parse_date(value)
+    if day is not None:
         parsed = dt.datetime.combine(day, dt.time.max if end_of_day else dt.time.min)
+    else:
+        parsed = parse_datetime(value)
+        if parsed is None:
+            raise ValueError(value)
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, dt.UTC)
     return parsed
