@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/", include("flags.api")),
     path("ofrep/v1/", include("flags.ofrep")),
     path("", include("flags.urls")),
+    path("audit/", include("releasecontrol.audit.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]
