@@ -5,9 +5,10 @@ percentage, allowlist), its environment kill switch and the `flags_version` it w
 from, plus a map of usable SDK key digests. The services bump `Environment.flags_version` in
 the same transaction as any change to an environment's flags, its kill switch or its SDK
 keys, so one cheap query (`SELECT id, slug, flags_version, ... FROM environment`) tells a
-process whether its snapshot is stale. That query runs at most every FLAG_SNAPSHOT_MAX_AGE
-seconds (0.05 by default) per process, on the request path: a change is visible to every
-process within about 50 ms plus one rebuild. Redis and Celery are never involved.
+process whether its snapshot is stale. A process asks about every FLAG_SNAPSHOT_MAX_AGE
+seconds (0.05 by default) while it serves requests, after a response has gone out, and never
+answers from a snapshot checked more than twice that long before (see SnapshotStore): a
+change is visible to every process within 100 ms. Redis and Celery are never involved.
 
 Every possible answer of a flag is built once per snapshot, as a dict and as its JSON, so
 evaluating is a dictionary lookup and at most one murmur3 hash.
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.core.signals import setting_changed
+from django.core.signals import request_finished, setting_changed
 from django.db import DatabaseError
 from django.db.models import TextField
 from django.db.models.functions import Cast
@@ -370,16 +371,30 @@ def _build_environments(
 
 
 class SnapshotStore:
-    """The process-wide snapshot, checked against PostgreSQL at most every max_age seconds.
+    """The process-wide snapshot, checked against PostgreSQL about every max_age seconds.
 
-    Readers never wait while a snapshot exists: one thread checks (and rebuilds what
-    changed) under the lock while the others answer from the snapshot they hold.
+    Stale-while-revalidate, so that requests do not wait for PostgreSQL:
+
+    - younger than max_age: answer from it;
+    - between max_age and twice that: answer from it, and check once the response has gone
+      out (`request_finished`: the thread that served the request does it, the client does
+      not wait);
+    - older than twice max_age (no traffic for a while, or the check lags): check before
+      answering. So no request is answered from a snapshot checked more than 2 x max_age
+      (100 ms by default) before it was processed.
+
+    One thread checks at a time, under the lock; the check is one query, plus three to
+    rebuild what changed.
     """
+
+    # How long a request waits for another thread's check before answering from what it has.
+    LOCK_WAIT = 1.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._checked_at = -math.inf
+        self._check_due = False
         self._unknown_key_budget = UNKNOWN_KEY_CHECKS_PER_SECOND
         self._unknown_key_at = time.monotonic()
         self.max_age = _max_age_from_settings()
@@ -389,13 +404,25 @@ class SnapshotStore:
         with self._lock:
             self._snapshot = None
             self._checked_at = -math.inf
+            self._check_due = False
             self._unknown_key_budget = UNKNOWN_KEY_CHECKS_PER_SECOND
 
     def current(self) -> Snapshot:
         snapshot = self._snapshot
-        if snapshot is not None and time.monotonic() - self._checked_at < self.max_age:
-            return snapshot
-        return self._refresh(wait=snapshot is None)
+        if snapshot is not None:
+            age = time.monotonic() - self._checked_at
+            if age < self.max_age:
+                return snapshot
+            if age < 2 * self.max_age:
+                self._check_due = True  # done after the response (check_if_due)
+                return snapshot
+        return self._refresh(wait=True)
+
+    def check_if_due(self) -> None:
+        """After a response: the check a request found due, unless another thread runs one."""
+        if self._check_due:
+            self._check_due = False
+            self._refresh(wait=False)
 
     def environment_for_key(self, raw_key: str) -> EnvironmentSnapshot | None:
         """The environment an SDK key belongs to, None when it is unknown or revoked."""
@@ -423,8 +450,11 @@ class SnapshotStore:
             return True
 
     def _refresh(self, *, wait: bool, newer_than: float | None = None) -> Snapshot:
-        if not self._lock.acquire(blocking=wait):
-            return self._snapshot or self._refresh(wait=True)
+        if not self._lock.acquire(timeout=self.LOCK_WAIT if wait else 0):
+            if self._snapshot is None:
+                return self._refresh(wait=True)
+            logger.warning("flags.snapshot.check_slow: answering from the last snapshot")
+            return self._snapshot
         try:
             snapshot = self._snapshot
             now = time.monotonic()
@@ -476,6 +506,14 @@ def _max_age_from_settings() -> float:
 
 
 store = SnapshotStore()
+
+
+@receiver(request_finished)
+def _check_after_response(**kwargs: Any) -> None:
+    try:
+        store.check_if_due()
+    except Exception:  # never turn a served request into an error
+        logger.exception("flags.snapshot.check_failed")
 
 
 @receiver(setting_changed)

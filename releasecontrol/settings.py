@@ -222,7 +222,7 @@ USE_X_FORWARDED_FOR = env.bool("USE_X_FORWARDED_FOR", default=False)
 
 # --- Flag evaluation (OFREP) -----------------------------------------------------
 # How old (seconds) a process's flag snapshot may get before it asks PostgreSQL whether
-# anything changed: changes reach every process within about this long.
+# anything changed; no evaluation uses one older than twice this (flags/evaluation.py).
 FLAG_SNAPSHOT_MAX_AGE = env.float("FLAG_SNAPSHOT_MAX_AGE", default=0.05)
 # Evaluations per second per SDK key, counted in each process separately (0: no limit).
 OFREP_RATE_LIMIT_PER_SECOND = env.float("OFREP_RATE_LIMIT_PER_SECOND", default=0.0)

@@ -4,6 +4,7 @@ against the real database: freshness, fixed query counts, archived flags, SDK ke
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -351,3 +352,42 @@ def test_snapshot__one_environment_changed__others_kept_as_they_were(
     flag_state_set(actor=release_manager, flag=f, environment=production, mode="full", reason="go")
     assert evaluation.store.environment_for_key(staging_key) is staging_before
     assert evaluation.store.environment_for_key(production_key).flags["first"].mode == "full"
+
+
+def test_snapshot__due_for_a_check__answers_at_once_and_checks_after_the_response(
+    db, make_flag, sdk_key, settings, release_manager, production, django_assert_num_queries
+):
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+
+    from flags.services import flag_state_set
+
+    settings.FLAG_SNAPSHOT_MAX_AGE = 0.5
+    f = make_flag("first")
+    evaluation.store.environment_for_key(sdk_key)
+    flag_state_set(actor=release_manager, flag=f, environment=production, mode="full", reason="go")
+    time.sleep(0.6)  # older than max_age, younger than twice that
+    with django_assert_num_queries(0):
+        served = evaluation.store.environment_for_key(sdk_key)
+    assert served.flags["first"].mode == "off"  # answered at once, from what it had
+    # As the test client does: keep the test's connection open through request_finished.
+    request_finished.disconnect(close_old_connections)
+    try:
+        with django_assert_num_queries(4):  # the check, then the rebuild
+            request_finished.send(sender=None)
+    finally:
+        request_finished.connect(close_old_connections)
+    assert evaluation.store.environment_for_key(sdk_key).flags["first"].mode == "full"
+
+
+def test_snapshot__older_than_twice_max_age__checked_before_answering(
+    db, make_flag, sdk_key, settings, release_manager, production
+):
+    from flags.services import flag_state_set
+
+    settings.FLAG_SNAPSHOT_MAX_AGE = 0.05
+    f = make_flag("first")
+    evaluation.store.environment_for_key(sdk_key)
+    flag_state_set(actor=release_manager, flag=f, environment=production, mode="full", reason="go")
+    time.sleep(0.11)
+    assert evaluation.store.environment_for_key(sdk_key).flags["first"].mode == "full"
