@@ -239,3 +239,32 @@ urlpatterns = [
     # <path:...>: any key, even one with a slash, gets FLAG_NOT_FOUND in OFREP's shape.
     path("evaluate/flags/<path:key>", evaluate_flag, name="ofrep_evaluate_flag"),
 ]
+
+
+class OfrepMiddleware:
+    """Serves /ofrep/v1/evaluate/flags[/{key}] without the page middleware below it.
+
+    OFREP authenticates by SDK key, sets no cookie and renders no page, so sessions, CSRF,
+    sign-in, messages, clickjacking, htmx and django-axes have nothing to do for it. Place it
+    after SecurityMiddleware (HTTPS redirect, HSTS, nosniff, referrer policy) and
+    RequestContextMiddleware (X-Request-ID), before SessionMiddleware. The host is still
+    checked against ALLOWED_HOSTS, as CommonMiddleware would. Every other path goes down the
+    whole stack. The same views are also in `urlpatterns` (reverse(), a stack without this).
+    """
+
+    PREFIX = "/ofrep/v1/evaluate/flags"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path_info = request.path_info
+        if not path_info.startswith(self.PREFIX):
+            return self.get_response(request)
+        rest = path_info[len(self.PREFIX) :]
+        if rest and (rest[0] != "/" or len(rest) == 1):
+            return self.get_response(request)  # not ours: the URL resolver answers 404
+        request.get_host()  # DisallowedHost (400) for a host not in ALLOWED_HOSTS
+        response = evaluate_flag(request, rest[1:]) if rest else evaluate_flags(request)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response

@@ -61,6 +61,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "releasecontrol.middleware.RequestContextMiddleware",
+    # OFREP (SDK keys, no cookies) is answered here, without the page middleware below;
+    # every other path goes on down. See flags/ofrep.py.
+    "flags.ofrep.OfrepMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

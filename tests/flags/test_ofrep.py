@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 
 from flags import evaluation, ofrep
 from flags.models import Flag, SdkKey
@@ -438,3 +439,45 @@ def test_issue_sdk_key__unknown_environment__error_naming_the_known_ones(db):
 
     with pytest.raises(CommandError, match="production"):
         call_command("issue_sdk_key", "prod")
+
+
+# --- The OFREP middleware (answers before the page middleware) ------------------------------
+
+
+def test_ofrep__answer__keeps_security_headers_and_request_id(client, sdk_key, checkout):
+    response = post(client, SINGLE.format("new-checkout"), sdk_key, context("vip-1"))
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Request-ID"]
+
+
+def test_ofrep__host_not_allowed__400(client, sdk_key, checkout):
+    response = post(client, BULK, sdk_key, context("u"), HTTP_HOST="evil.example")
+    assert response.status_code == 400
+
+
+def test_ofrep__path_beside_the_endpoints__404_from_the_site(client, sdk_key, checkout):
+    assert post(client, BULK + "/", sdk_key, context("u")).status_code == 404
+    assert post(client, BULK + "-extra", sdk_key, context("u")).status_code == 404
+
+
+def test_ofrep__without_the_middleware__same_answers_through_the_urls(
+    client, sdk_key, three_flags, settings
+):
+    through_middleware = post(client, BULK, sdk_key, context("vip-1")).json()
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "flags.ofrep.OfrepMiddleware"]
+    plain = Client()
+    assert post(plain, BULK, sdk_key, context("vip-1")).json() == through_middleware
+    single = post(plain, SINGLE.format("new-checkout"), sdk_key, context("vip-1"))
+    assert single.json()["reason"] == "TARGETING_MATCH"
+
+
+def test_pages__with_the_ofrep_middleware__still_need_sign_in_and_csrf(client, developer):
+    """The middleware only takes OFREP paths: pages keep sign-in and CSRF."""
+    from tests.factories import PASSWORD
+
+    assert client.get("/").status_code == 302  # to the sign-in page
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post("/accounts/login/", {"username": "dev", "password": PASSWORD})
+    assert response.status_code == 403  # no CSRF token
