@@ -136,7 +136,7 @@ class PackForm(forms.Form):
     since = forms.CharField(required=False, label="From (UTC)")
     until = forms.CharField(required=False, label="To (UTC)")
     kill_switch_event = forms.TypedChoiceField(
-        required=False, coerce=int, empty_value=None, label="Or around a kill-switch event"
+        required=False, coerce=int, empty_value=None, label="Kill-switch event"
     )
     window_minutes = forms.IntegerField(
         required=False, min_value=1, max_value=7 * 24 * 60, label="Minutes either side"
