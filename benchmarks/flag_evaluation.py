@@ -639,7 +639,21 @@ def report(result: dict[str, Any]) -> str:
             f"304 / trivial throughput      {ratios['bulk_304_vs_trivial_throughput']:.2f}  "
             f"(target: near 1)",
             f"304 / trivial p99             {ratios['bulk_304_vs_trivial_p99']:.2f}",
+            "",
+            "per round: single/trivial req/s, p99; bulk/trivial-large req/s; 304/trivial req/s",
         ]
+        every = result["all_runs"]
+        for i in range(result["rounds"]):
+            t, s, tl, b, n = (
+                every[k][i] for k in ("trivial", "single", "trivial-large", "bulk", "bulk-304")
+            )
+            per_round = (
+                ratio(s["requests_per_second"], t["requests_per_second"]),
+                ratio(s["p99_ms"], t["p99_ms"]),
+                ratio(b["requests_per_second"], tl["requests_per_second"]),
+                ratio(n["requests_per_second"], t["requests_per_second"]),
+            )
+            lines.append("  round {}: {:.2f}, {:.2f}; {:.2f}; {:.2f}".format(i + 1, *per_round))
     lines.append("")
     for v in result["visibility"]:
         label = "under load" if v["under_load"] else "idle"
