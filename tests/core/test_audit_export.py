@@ -31,14 +31,19 @@ def events(system_user, release_manager, production):
 
 
 def export(fmt: str) -> str:
+    """Export as the shell operator; the export is recorded, after the events it covers."""
+    before = AuditEvent.objects.count()
     out, err = io.StringIO(), io.StringIO()
     call_command("export_audit", "--format", fmt, stdout=out, stderr=err)
-    assert f"{AuditEvent.objects.count()} events exported" in err.getvalue()
+    assert f"{before} events exported" in err.getvalue()
+    recorded = AuditEvent.objects.order_by("-id").first()
+    assert (recorded.action, recorded.actor_kind) == ("audit.export", "system")
     return out.getvalue()
 
 
 def test_export_audit__csv__header_with_hash_fields_and_one_row_per_event(events):
     rows = list(csv.reader(io.StringIO(export("csv"))))
+    assert [e.pk for e in events] == [int(row[0]) for row in rows[1:]]  # not its own record
 
     header, body = rows[0], rows[1:]
     assert header[0] == "id"
@@ -70,10 +75,10 @@ def test_export_audit__jsonl__one_object_per_line_and_the_chain_reverifies(event
     assert prev == events[-1].hash
 
 
-def test_export_audit__no_events__writes_only_the_csv_header(db):
+def test_export_audit__empty_trail__only_the_export_itself_recorded(db):
     AuditEvent.objects.all().delete()  # the test connection's maintenance bypass
 
     lines = export("csv").splitlines()
 
     assert len(lines) == 1 and lines[0].startswith("id,") and lines[0].endswith(",prev_hash,hash")
-    assert export("jsonl") == ""
+    assert AuditEvent.objects.filter(action="audit.export", actor_kind="system").count() == 1

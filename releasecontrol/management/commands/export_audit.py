@@ -17,7 +17,6 @@ from releasecontrol.audit.export import (
     FORMATS,
     AuditExport,
     TextChunks,
-    audit_export,
     audit_export_open,
     filter_environment,
 )
@@ -77,7 +76,7 @@ class Command(BaseCommand):
             default="",
             metavar="NAME",
             help="the account exporting: authorized and recorded as audit.export "
-            "(without it, the shell operator's export is not recorded)",
+            "(without it, the export is recorded as the shell operator's, the system actor)",
         )
 
     def handle(self, *args: Any, format: str, as_user: str, **options: Any) -> None:
@@ -107,9 +106,7 @@ class Command(BaseCommand):
         self.stderr.write(f"{export.rows} events exported.")
 
     def _export(self, audit_filter: AuditFilter, fmt: str, as_user: str) -> AuditExport:
-        if not as_user:
-            return audit_export(audit_filter, fmt=fmt)
-        actor = User.objects.filter(username=as_user).first()
+        actor = User.objects.filter(username=as_user).first() if as_user else User.system()
         if actor is None:
             raise CommandError(f"No account {as_user!r}: name an existing user with --as.")
         return audit_export_open(actor=actor, audit_filter=audit_filter, fmt=fmt)
