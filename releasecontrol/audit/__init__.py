@@ -54,11 +54,23 @@ HASHED_FIELDS = (
 EXPORT_FIELDS = ("id", *HASHED_FIELDS, "prev_hash", "hash")
 
 
+def _as_stored(value: Any) -> Any:
+    # PostgreSQL's jsonb writes a float like 1e+16 back as the integer 10000000000000000; such
+    # floats are whole numbers, so store them as the integer in the first place.
+    if isinstance(value, float) and "e+" in repr(value):
+        return int(value)
+    if isinstance(value, list):
+        return [_as_stored(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_stored(item) for key, item in value.items()}
+    return value
+
+
 def _json_value(value: Any) -> Any:
     """What a JSON column gives back for this value: hash what is stored, not what was passed."""
     if value is None:
         return None
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    return _as_stored(json.loads(json.dumps(value, cls=DjangoJSONEncoder)))
 
 
 def format_time(value: dt.datetime) -> str:
@@ -157,9 +169,14 @@ def audit_record(
     request_context = current_request_context()
     with transaction.atomic():
         _take_chain_lock()
-        last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+        last_hash, last_time = AuditEvent.objects.order_by("-id").values_list(
+            "hash", "created_at"
+        ).first() or (GENESIS_HASH, None)
+        now = timezone.now()
         event = AuditEvent(
-            created_at=timezone.now(),
+            # Never earlier than the event before it (clocks of different nodes disagree):
+            # time order is chain order, which lets time filters use id bounds.
+            created_at=max(now, last_time) if last_time else now,
             actor=actor,
             actor_kind=actor.kind,
             actor_name=actor.get_username(),
@@ -174,7 +191,7 @@ def audit_record(
             reason=reason,
             request_id=request_context.request_id,
             client_ip=request_context.client_ip,
-            prev_hash=last or GENESIS_HASH,
+            prev_hash=last_hash,
         )
         event.hash = chain_hash(event.prev_hash, canonical_fields(event))
         event.save(force_insert=True)

@@ -150,3 +150,31 @@ def test_audit_verify__event_deleted__names_the_event_after_the_gap(three_events
     assert report.first_broken_id == third.pk
     with pytest.raises(CommandError, match=rf"#{third.pk}\b"):
         call_command("verify_audit")
+
+
+def test_audit_record__clock_goes_back__time_never_earlier_than_previous_event(
+    db, system_user, monkeypatch
+):
+    import datetime as dt
+
+    from releasecontrol import audit
+
+    first = audit.audit_record(actor=system_user, action="test.first")
+    earlier = first.created_at - dt.timedelta(minutes=5)
+    monkeypatch.setattr(audit.timezone, "now", lambda: earlier)  # another node's slow clock
+
+    second = audit.audit_record(actor=system_user, action="test.second")
+
+    assert second.created_at == first.created_at
+    assert audit.audit_verify().ok
+
+
+def test_audit_record__huge_whole_float__hash_verifies_as_stored(db, system_user):
+    from releasecontrol import audit
+    from releasecontrol.models import AuditEvent
+
+    event = audit.audit_record(actor=system_user, action="test.float", after={"n": 1e16, "x": 0.5})
+
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.after == {"n": 10**16, "x": 0.5}
+    assert audit.audit_verify().ok

@@ -561,3 +561,22 @@ def test_explorer__htmx_filter__pushes_the_clean_address(client: Client, auditor
 
     assert response["HX-Push-Url"] == "/audit/?environment=production&outcome=denied&before=99"
     assert client.get("/audit/", {"actor": ""}, **HTMX)["HX-Push-Url"] == "/audit/"
+
+
+def test_audit_events__time_window__bounded_by_ids_and_exact(db, system_user, monkeypatch):
+    import datetime as dt
+
+    from releasecontrol import audit
+    from releasecontrol.audit.selectors import AuditFilter, audit_events
+
+    start = dt.datetime(2026, 5, 1, 12, tzinfo=dt.UTC)
+    made = []
+    for day in range(5):
+        monkeypatch.setattr(audit.timezone, "now", lambda d=day: start + dt.timedelta(days=d))
+        made.append(audit.audit_record(actor=system_user, action=f"test.day{day}"))
+
+    window = AuditFilter.from_params({"since": "2026-05-02", "until": "2026-05-03"})
+
+    assert [e.action for e in audit_events(window)] == ["test.day2", "test.day1"]
+    assert list(audit_events(AuditFilter.from_params({"since": "2030-01-01"}))) == []
+    assert "id" in str(audit_events(window).query).split("WHERE", 1)[1]
