@@ -573,6 +573,7 @@ def benchmark(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
             load.wait()
     finally:
         server.stop()
+        log.unlink(missing_ok=True)
 
     ratios = {}
     if runs:
