@@ -45,6 +45,9 @@ def _error(status: int, code: str, details: str, *, key: str | None = None) -> H
         json.dumps(body, separators=(",", ":")), content_type=JSON, status=status
     )
     response["Cache-Control"] = "no-store"
+    # These are answers of the protocol (an SDK asking for a flag it does not know is
+    # ordinary): keep them out of django.request's per-response warnings.
+    response._has_been_logged = True
     return response
 
 

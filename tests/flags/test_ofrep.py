@@ -182,6 +182,16 @@ def test_evaluate_flag__unknown_flag__404_flag_not_found(client, sdk_key, checko
     assert "no-such-flag" in response.json()["errorDetails"]
 
 
+def test_evaluate_flag__protocol_errors__no_warning_per_request_in_the_log(
+    client, sdk_key, checkout, caplog
+):
+    with caplog.at_level("WARNING", logger="django.request"):
+        post(client, SINGLE.format("no-such-flag"), sdk_key, context("u"))
+        post(client, SINGLE.format("new-checkout"), "rcs_wrong-key-000000", context("u"))
+
+    assert [r for r in caplog.records if r.name == "django.request"] == []
+
+
 def test_evaluate_flag__archived_flag__404_flag_not_found(
     client, sdk_key, checkout, developer, release_manager, production
 ):
