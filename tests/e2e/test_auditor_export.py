@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 
@@ -21,25 +20,9 @@ from flags import services
 from releasecontrol.audit import canonical_json, wait_for_pending_denials
 from releasecontrol.audit.selectors import AuditFilter, audit_events
 from releasecontrol.models import AuditEvent, Environment, User
-from tests.factories import PASSWORD
+from tests.e2e.browser import screenshot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-SCREENSHOTS = os.environ.get("E2E_SCREENSHOTS", "")
-
-
-def _screenshot(page: Page, name: str) -> None:
-    if SCREENSHOTS:
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
-
-
-def _sign_in(page: Page, base_url: str, user: User) -> None:
-    page.context.clear_cookies()
-    page.goto(base_url + "/accounts/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.get_by_test_id("signed-in-as")).to_have_text(user.username)
 
 
 def _seed(release_manager: User, oncall: User, developer: User, agent: User) -> None:
@@ -103,7 +86,7 @@ def test_auditor__filters_production_agent_denials_and_exports_csv__exactly_thos
     assert AuditEvent.objects.filter(outcome="denied").count() > len(expected)
 
     # When the auditor filters the explorer to them
-    _sign_in(page, live_server.url, auditor)
+    sign_in(page, live_server.url, auditor)
     page.get_by_test_id("nav-audit").click()
     expect(page.locator("h1")).to_have_text("Audit trail")
     page.evaluate("window.__sameDocument = true")
@@ -125,7 +108,7 @@ def test_auditor__filters_production_agent_denials_and_exports_csv__exactly_thos
     expect(rows.first.locator(".kind-agent")).to_have_text("agent")
     expect(rows.first.locator(".outcome-denied")).to_have_text("denied")
     expect(rows.first.locator(".env-prod")).to_have_text("production")
-    _screenshot(page, "audit-explorer")
+    screenshot(page, "audit-explorer")
 
     # When they export CSV
     with page.expect_download() as download_info:
@@ -168,7 +151,7 @@ def test_auditor__filters_production_agent_denials_and_exports_csv__exactly_thos
     rows.filter(has_text="new-checkout").locator(".event-link").click()
     expect(page.get_by_test_id("event-chain")).to_contain_text("hash recomputed")
     expect(page.get_by_test_id("target-link")).to_have_attribute("href", "/flags/new-checkout/")
-    _screenshot(page, "audit-event")
+    screenshot(page, "audit-event")
 
     # The charts draw, with agents' production refusals counted apart
     page.go_back()
@@ -179,5 +162,5 @@ def test_auditor__filters_production_agent_denials_and_exports_csv__exactly_thos
         "3 agent attempts refused in production"
     )
     expect(page.get_by_test_id("chart-denied").locator(".legendtext").first).to_be_visible()
-    _screenshot(page, "audit-charts")
+    screenshot(page, "audit-charts")
     page.goto("about:blank")  # no request of this page still in flight when the server stops

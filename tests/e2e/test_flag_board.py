@@ -7,34 +7,15 @@ Set E2E_SCREENSHOTS=/some/dir to keep screenshots of the board and the confirmat
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Page, expect
 
 from flags import services
 from flags.models import Flag, FlagState
 from releasecontrol.models import AuditEvent, Environment, User
-from tests.factories import PASSWORD
+from tests.e2e.browser import screenshot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-SCREENSHOTS = os.environ.get("E2E_SCREENSHOTS", "")
-
-
-def _screenshot(page: Page, name: str) -> None:
-    if SCREENSHOTS:
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
-
-
-def _sign_in(page: Page, base_url: str, user: User) -> None:
-    page.context.clear_cookies()
-    page.goto(base_url + "/accounts/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.get_by_test_id("signed-in-as")).to_have_text(user.username)
 
 
 def _seed(actor: User) -> None:
@@ -73,7 +54,7 @@ def test_flag_board__developer_release_manager_agent__flip_confirm_refuse(
     production = Environment.objects.get(slug="production")
 
     # A developer flips a staging flag on the board; the cell changes without a reload.
-    _sign_in(page, live_server.url, developer)
+    sign_in(page, live_server.url, developer)
     page.goto(live_server.url + "/flags/")
     expect(page.get_by_test_id("row-new-checkout")).to_be_visible()
     page.evaluate("window.__sameDocument = true")
@@ -87,7 +68,7 @@ def test_flag_board__developer_release_manager_agent__flip_confirm_refuse(
     assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
     flag_state = FlagState.objects.get(flag__key="new-checkout", environment=staging)
     assert (flag_state.mode, flag_state.updated_by) == ("full", developer)
-    _screenshot(page, "board")
+    screenshot(page, "board")
 
     # Someone else changes a flag: the board follows by itself, but never under an open editor.
     _open_editor(page, "ocr", "staging")
@@ -109,7 +90,7 @@ def test_flag_board__developer_release_manager_agent__flip_confirm_refuse(
     assert page.evaluate("window.__sameDocument") is True
 
     # A release manager sets production to 10% with a reason, through the confirmation.
-    _sign_in(page, live_server.url, release_manager)
+    sign_in(page, live_server.url, release_manager)
     page.goto(live_server.url + "/flags/")
     _open_editor(page, "ai-concierge", "production")
     cell = page.get_by_test_id("cell-ai-concierge-production")
@@ -121,7 +102,7 @@ def test_flag_board__developer_release_manager_agent__flip_confirm_refuse(
         "ai-concierge in production: mode off → percentage, percentage 0% → 10%"
     )
     cell.get_by_test_id("reason").fill("Stage 1 of the concierge rollout; error rate flat")
-    _screenshot(page, "production-confirmation")
+    screenshot(page, "production-confirmation")
     cell.get_by_role("button", name="Apply to production").click()
     expect(cell).to_have_attribute("data-mode", "percentage")
     expect(cell.locator(".pct-num")).to_have_text("10%")
@@ -132,7 +113,7 @@ def test_flag_board__developer_release_manager_agent__flip_confirm_refuse(
     assert event.reason == "Stage 1 of the concierge rollout; error rate flat"
 
     # An agent account tries a production change: refused in the cell, and audited.
-    _sign_in(page, live_server.url, agent)
+    sign_in(page, live_server.url, agent)
     page.goto(live_server.url + "/flags/")
     _open_editor(page, "ai-concierge", "production")
     cell = page.get_by_test_id("cell-ai-concierge-production")
@@ -144,7 +125,7 @@ def test_flag_board__developer_release_manager_agent__flip_confirm_refuse(
     expect(notice).to_be_visible()
     expect(notice).to_contain_text("Refused: agent accounts may prepare and request production")
     expect(notice).to_contain_text("recorded in the audit trail")
-    _screenshot(page, "agent-refused")
+    screenshot(page, "agent-refused")
     flag_state.refresh_from_db()
     assert (flag_state.mode, flag_state.percentage) == ("percentage", 10)
     denied = AuditEvent.objects.get(actor=agent, outcome="denied")
