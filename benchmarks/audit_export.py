@@ -37,8 +37,8 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
 import random
+import re
 import secrets
 import statistics
 import subprocess
