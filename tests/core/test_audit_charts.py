@@ -28,8 +28,9 @@ from releasecontrol.audit.selectors import AuditFilter
 from releasecontrol.models import Environment, User
 from tests.factories import audit_event
 
-# Long before the accounts the fixtures make (recorded now), so only these events count.
-DAY1 = dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC)
+# After the accounts the fixtures make (recorded now; time never goes back along the chain),
+# and far enough ahead that the window holds only these events.
+DAY1 = dt.datetime(2036, 3, 10, 9, 30, tzinfo=dt.UTC)
 DAY2 = DAY1 + dt.timedelta(days=1)
 DAY4 = DAY1 + dt.timedelta(days=3)
 
@@ -73,7 +74,7 @@ def days_of_activity(
 
 
 def window(**params: str) -> AuditFilter:
-    return AuditFilter.from_params({"since": "2025-03-10", "until": "2025-03-13", **params})
+    return AuditFilter.from_params({"since": "2036-03-10", "until": "2036-03-13", **params})
 
 
 def test_activity_by_day__three_days__counted_by_day_and_kind_in_one_query(
@@ -118,7 +119,7 @@ def test_chart_figures__agents_in_production__their_own_red_trace(days_of_activi
 
     figures = chart_figures(counts, window())
 
-    days = ["2025-03-10", "2025-03-11", "2025-03-12", "2025-03-13"]
+    days = ["2036-03-10", "2036-03-11", "2036-03-12", "2036-03-13"]
     actions = {t["name"]: t for t in figures["actions"]["data"]}
     assert actions["agents"]["x"] == days  # quiet days are there, with zero
     assert actions["agents"]["y"] == [5, 0, 0, 0]
@@ -146,7 +147,7 @@ def test_charts_page__auditor__figures_as_json_and_plotly_served_locally(
 ) -> None:
     client.force_login(auditor)
 
-    response = client.get("/audit/charts/", {"since": "2025-03-10", "until": "2025-03-13"})
+    response = client.get("/audit/charts/", {"since": "2036-03-10", "until": "2036-03-13"})
 
     body = response.content.decode()
     assert response.status_code == 200
@@ -162,7 +163,7 @@ def test_charts_page__filter__respected_and_carried_to_the_events_tab(
     client: Client, auditor: User, days_of_activity
 ) -> None:
     client.force_login(auditor)
-    params = {"since": "2025-03-10", "until": "2025-03-13", "environment": "staging"}
+    params = {"since": "2036-03-10", "until": "2036-03-13", "environment": "staging"}
 
     body = client.get("/audit/charts/", params).content.decode()
 
