@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 from django.contrib.auth.models import AbstractUser, UserManager
@@ -304,6 +305,18 @@ class AuditVerification(models.Model):
     @property
     def in_progress(self) -> bool:
         return self.status in (VerificationStatus.QUEUED, VerificationStatus.RUNNING)
+
+    # A running walk saves its progress after every chunk (seconds each): this long without
+    # any, its worker is gone.
+    STALLED_AFTER = dt.timedelta(minutes=2)
+
+    @property
+    def stalled(self) -> bool:
+        return (
+            self.status == VerificationStatus.RUNNING
+            and self.progress_at is not None
+            and timezone.now() - self.progress_at > self.STALLED_AFTER
+        )
 
     @property
     def percent(self) -> int:

@@ -4,6 +4,7 @@ Redis runs it; the browser starts it (auditors only, audited) and polls its prog
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 
@@ -374,6 +375,20 @@ def test_verification_partial__running__polls_every_second(
     assert content.lstrip().startswith('<section id="verification"')
     assert 'hx-trigger="every 1s"' in content
     assert 'value="250"' in content and 'max="1000"' in content
+
+
+def test_verification_partial__no_progress_for_minutes__stalled_and_stops_polling(
+    client, auditor, running
+):
+    AuditVerification.objects.filter(pk=running.pk).update(
+        progress_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    client.force_login(auditor)
+
+    content = client.get(f"/audit/verify/{running.pk}/", **HTMX).content.decode()
+
+    assert 'data-testid="verification-stalled"' in content
+    assert "every 1s" not in content
 
 
 def test_verification_partial__broken__stops_polling_and_links_the_first_broken_event(
