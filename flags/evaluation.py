@@ -16,7 +16,6 @@ evaluating is a dictionary lookup and at most one murmur3 hash.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -33,6 +32,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.dispatch import receiver
 
+from releasecontrol.credentials import digest_of
 from releasecontrol.models import Environment
 
 from .models import Flag, FlagState, FlagType, Mode, SdkKey
@@ -428,7 +428,7 @@ class SnapshotStore:
         """The environment an SDK key belongs to, None when it is unknown or revoked."""
         if not raw_key:
             return None
-        digest = hashlib.sha256(raw_key.encode()).hexdigest()
+        digest = digest_of(raw_key)
         asked_at = time.monotonic()
         environment = self.current().environment_for_digest(digest)
         if environment is None and self._spend_unknown_key_check(asked_at):

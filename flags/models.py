@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -11,6 +9,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from releasecontrol.credentials import digest_of
 from releasecontrol.models import Environment, User
 
 FLAG_KEY_PATTERN = r"^[A-Za-z0-9._-]+$"
@@ -227,6 +226,4 @@ class SdkKey(models.Model):
     def __str__(self) -> str:
         return f"{self.environment.slug}: {self.name} ({self.hint}…)"
 
-    @staticmethod
-    def digest_of(raw: str) -> str:
-        return hashlib.sha256(raw.encode()).hexdigest()
+    digest_of = staticmethod(digest_of)

@@ -3,7 +3,6 @@ transaction, and bump the environment's flags_version so evaluating processes re
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from releasecontrol.audit import Target, audit_record
+from releasecontrol.credentials import credential_new
 from releasecontrol.errors import Conflict
 from releasecontrol.models import Environment, User
 from releasecontrol.policy import authorize
@@ -551,12 +551,12 @@ def sdk_key_issue(
 ) -> IssuedSdkKey:
     target = Target("sdkkey", "", f"{environment.slug}: {name}")
     authorize(actor, actions.SDK_KEY_ISSUE, environment, target=target, reason=reason)
-    raw = SdkKey.PREFIX + secrets.token_urlsafe(32)
+    credential = credential_new(SdkKey.PREFIX)
     key = SdkKey.objects.create(
         environment=environment,
         name=name,
-        digest=SdkKey.digest_of(raw),
-        hint=raw[: len(SdkKey.PREFIX) + 4],
+        digest=credential.digest,
+        hint=credential.hint,
         created_by=actor,
     )
     _bump_flags_version(environment)  # evaluating processes learn the new key
@@ -568,7 +568,7 @@ def sdk_key_issue(
         after={"name": name, "hint": key.hint},
         reason=reason,
     )
-    return IssuedSdkKey(key, raw)
+    return IssuedSdkKey(key, credential.raw)
 
 
 @transaction.atomic

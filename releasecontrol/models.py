@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from .credentials import digest_of
 
 SYSTEM_USERNAME = "system"
 
@@ -84,9 +85,7 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.hint}…)"
 
-    @staticmethod
-    def digest_of(raw: str) -> str:
-        return hashlib.sha256(raw.encode()).hexdigest()
+    digest_of = staticmethod(digest_of)
 
     @property
     def is_usable(self) -> bool:

@@ -4,7 +4,6 @@ in one transaction."""
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from guardian.shortcuts import assign_perm
 
 from . import actions, roles
 from .audit import Target, audit_record
+from .credentials import credential_new
 from .models import ApiToken, Environment, RoleGrant, User, UserKind
 from .policy import Action, authorize
 
@@ -223,12 +223,12 @@ def api_token_issue(
         raise ValidationError({"user": "Tokens are for active people and agent accounts."})
     if expires_in is None:
         expires_in = dt.timedelta(days=settings.API_TOKEN_DEFAULT_DAYS)
-    raw = ApiToken.PREFIX + secrets.token_urlsafe(32)
+    credential = credential_new(ApiToken.PREFIX)
     token = ApiToken.objects.create(
         user=user,
         name=name,
-        digest=ApiToken.digest_of(raw),
-        hint=raw[: len(ApiToken.PREFIX) + 4],
+        digest=credential.digest,
+        hint=credential.hint,
         expires_at=timezone.now() + expires_in,
     )
     audit_record(
@@ -243,7 +243,7 @@ def api_token_issue(
         },
         reason=reason,
     )
-    return IssuedToken(token, raw)
+    return IssuedToken(token, credential.raw)
 
 
 @transaction.atomic
