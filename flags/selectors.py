@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet, Sum
 from django.http import Http404
 
 from releasecontrol.audit.selectors import AuditFilter, audit_events
@@ -33,6 +33,13 @@ def flag_list(*, search: str = "", tag: str = "", include_archived: bool = False
         )
         .order_by("key")
     )
+
+
+def flags_fingerprint() -> str:
+    """Changes whenever anything a board shows changes: every flag write (a new flag, its tags,
+    its states, kill switches, archiving) bumps environments' flags_version in its transaction."""
+    total = Environment.objects.aggregate(total=Sum("flags_version"))["total"] or 0
+    return str(total)
 
 
 def flag_get(key: str) -> Flag:

@@ -14,7 +14,6 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -206,14 +205,6 @@ def _cell(user: User, key: str, slug: str) -> Cell:
     )
 
 
-def _board_fingerprint() -> str:
-    """Changes whenever any flag state, kill switch or the set of flags changes: the
-    environments' flags_version is bumped in every such transaction."""
-    versions = Environment.objects.aggregate(total=Sum("flags_version"))["total"] or 0
-    flags = Flag.objects.aggregate(count=Count("pk"), last=Max("pk"))
-    return f"{versions}.{flags['count']}.{flags['last'] or 0}"
-
-
 def _wants_partial(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
@@ -234,7 +225,7 @@ def _back_url(request: HttpRequest, default: str) -> str:
 def board(request: HttpRequest) -> HttpResponse:
     search = request.GET.get("q", "").strip()[:100]
     tag = request.GET.get("tag", "").strip()[:50]
-    fingerprint = _board_fingerprint()
+    fingerprint = selectors.flags_fingerprint()
     if _wants_partial(request) and request.GET.get("known") == fingerprint:
         return HttpResponse(status=204)  # nothing changed: htmx leaves the grid (and editors) alone
     page = Paginator(selectors.flag_list(search=search, tag=tag), PAGE_SIZE).get_page(
@@ -584,7 +575,7 @@ class EnvironmentRow:
 def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
     flag = selectors.flag_get(key)
     tab = "history" if request.GET.get("tab") == "history" else "state"
-    fingerprint = _board_fingerprint()
+    fingerprint = selectors.flags_fingerprint()
     if _wants_partial(request) and request.GET.get("known") == fingerprint:
         return HttpResponse(status=204)
     switches = SwitchIndex(list(selectors.engaged_kill_switches()))
