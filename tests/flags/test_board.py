@@ -233,7 +233,7 @@ def test_board__poll_partial__cheap_when_nothing_changed(
     client.force_login(developer)
     html = client.get("/flags/").content.decode()
     poll_url = re.search(r'hx-get="(/flags/\?[^"]*known=[^"]+)"', html).group(1)
-    # Session, user, and the two aggregates of the fingerprint.
+    # Session, user, and the fingerprint (one aggregate).
     with django_assert_max_num_queries(3):
         assert client.get(poll_url.replace("&amp;", "&"), **HTMX).status_code == 204
 
