@@ -35,7 +35,6 @@ FLAG_CREATE_FIELDS = ("key", "name", "description", "tags", "type", "on_value", 
 STATE_PATCH_FIELDS = ("mode", "percentage", "allowlist", "version", "reason")
 ROLLBACK_FIELDS = ("reason",)
 RESTORE_FIELDS = ("event_id", "side", "version", "reason")
-STATE_EVENT_ACTIONS = (actions.FLAG_STATE_SET.name, actions.FLAG_STATE_RESTORE.name)
 
 
 # --- Reading the request ------------------------------------------------------------------
@@ -399,22 +398,19 @@ def _restorable_state(
         raise refuse("records a refused action: nothing changed then")
     if event.environment_id != environment.slug:
         raise refuse(f"is about {event.environment_id or 'no environment'}, not {environment.slug}")
-    if event.action in STATE_EVENT_ACTIONS:
+    if event.action in selectors.STATE_CHANGE_ACTIONS:
         if event.target_type != "flag" or event.target_id != str(flag.pk):
             raise refuse(f"is about {event.target_name}, not {flag.key}")
-        state = event.before if side == "before" else event.after
-    elif event.action == actions.KILL_SWITCH_ENGAGE.name:
+    elif event.action == selectors.KILL_SWITCH_ENGAGE:
         if side == "after":
             raise refuse('is a kill switch: its "after" is off; restore its "before"')
-        turned_off = [
-            s for s in (event.before or {}).get("states", []) if s.get("flag") == flag.key
-        ]
-        if not turned_off:
+        side = "before"
+        if selectors.recorded_state(event, flag, side=side) is None:
             raise refuse(f"is a kill switch that did not turn {flag.key} off")
-        state = turned_off[0].get("before")
     else:
         raise refuse(f"is a {event.action}, not a change of a flag's state")
-    if not isinstance(state, dict) or "mode" not in state:
+    state = selectors.recorded_state(event, flag, side=side or "after")
+    if state is None:
         raise refuse("holds no flag state on that side")
     return state
 

@@ -69,6 +69,21 @@ def engaged_kill_switches(environment: Environment | None = None) -> QuerySet[Ki
 
 
 FLAG_ACTIONS = ("flag.create", "flag.state.set", "flag.state.restore")
+STATE_CHANGE_ACTIONS = ("flag.state.set", "flag.state.restore")
+KILL_SWITCH_ENGAGE = "killswitch.engage"
+
+
+def recorded_state(event: AuditEvent, flag: Flag, *, side: str = "after") -> dict | None:
+    """The state of `flag` an audit event recorded: a state change's `after` (or `before`), or
+    what an engaged kill switch turned off (its `before`). None when it recorded none."""
+    if event.action in STATE_CHANGE_ACTIONS and event.target_id == str(flag.pk):
+        state = event.before if side == "before" else event.after
+    elif event.action == KILL_SWITCH_ENGAGE and side == "before":
+        states = (event.before or {}).get("states", []) if isinstance(event.before, dict) else []
+        state = next((s.get("before") for s in states if s.get("flag") == flag.key), None)
+    else:
+        return None
+    return state if isinstance(state, dict) and "mode" in state else None
 
 
 def flag_history(

@@ -538,14 +538,12 @@ def history_row(event: AuditEvent, flag: Flag) -> HistoryRow:
             [f"asked for {state_summary(state_of(requested))}"] if asked else [],
             detail=str(after.get("refused", "")),
         )
-    if event.action in ("flag.state.set", "flag.state.restore"):
-        new = state_of(after)
+    if event.action in selectors.STATE_CHANGE_ACTIONS:
+        new = state_of(selectors.recorded_state(event, flag))
         changes = describe_change(state_of(before), new) or ["no change"]
         return HistoryRow(event, label, changes, result=state_summary(new), restore_to=new)
-    if event.action == "killswitch.engage":
-        states = before.get("states", [])
-        turned = next((s.get("before") for s in states if s.get("flag") == flag.key), None)
-        previous = state_of(turned)
+    if event.action == selectors.KILL_SWITCH_ENGAGE:
+        previous = state_of(selectors.recorded_state(event, flag, side="before"))
         scope = str(after.get("scope", ""))
         return HistoryRow(
             event,
