@@ -8,7 +8,7 @@ from django.http import Http404
 from releasecontrol.audit.selectors import AuditFilter, audit_events
 from releasecontrol.models import AuditEvent, Environment
 
-from .models import Flag, FlagState, KillSwitch, SdkKey, Tag
+from .models import Flag, FlagState, KillSwitch, Tag
 
 
 def flag_list(*, search: str = "", tag: str = "", include_archived: bool = False) -> QuerySet[Flag]:
@@ -68,7 +68,6 @@ def engaged_kill_switches(environment: Environment | None = None) -> QuerySet[Ki
     return switches.order_by("environment__position", "-engaged_at")
 
 
-FLAG_ACTIONS = ("flag.create", "flag.state.set", "flag.state.restore")
 STATE_CHANGE_ACTIONS = ("flag.state.set", "flag.state.restore")
 KILL_SWITCH_ENGAGE = "killswitch.engage"
 
@@ -112,7 +111,3 @@ def flag_history(
     ]
     events = {e.pk: e for e in [*own[:limit], *hits]}
     return sorted(events.values(), key=lambda e: e.pk, reverse=True)[:limit]
-
-
-def sdk_keys(environment: Environment) -> QuerySet[SdkKey]:
-    return SdkKey.objects.filter(environment=environment, revoked_at__isnull=True)

@@ -11,15 +11,14 @@ IMMEDIATE).
 from __future__ import annotations
 
 import contextvars
-import csv
 import datetime as dt
 import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, connections, models, transaction
@@ -248,7 +247,7 @@ def wait_for_pending_denials(timeout: float = 30.0) -> None:
         thread.join(timeout)
 
 
-# --- Verification and export ---------------------------------------------------------
+# --- Verification ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -280,36 +279,3 @@ def audit_verify(
         prev = event.hash
         checked += 1
     return ChainReport(checked)
-
-
-def export_rows(queryset: models.QuerySet[AuditEvent] | None = None) -> Iterator[dict[str, Any]]:
-    """Every event with its hash fields, as plain values, oldest first, streamed."""
-    if queryset is None:
-        queryset = AuditEvent.objects.all()
-    for event in queryset.order_by("id").iterator(chunk_size=2000):
-        yield {
-            "id": event.pk,
-            **canonical_fields(event),
-            "prev_hash": event.prev_hash,
-            "hash": event.hash,
-        }
-
-
-def export_write(rows: Iterable[dict[str, Any]], out: IO[str], *, fmt: str) -> int:
-    """Write rows as CSV (JSON columns as canonical JSON text) or JSON Lines; return the count."""
-    count = 0
-    if fmt == "jsonl":
-        for row in rows:
-            out.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
-            count += 1
-        return count
-    if fmt != "csv":
-        raise ValueError(f"unknown export format {fmt!r}: use csv or jsonl")
-    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
-    writer.writeheader()
-    for row in rows:
-        for key in ("before", "after"):
-            row[key] = "" if row[key] is None else canonical_json(row[key]).decode()
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        count += 1
-    return count
