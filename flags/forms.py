@@ -17,7 +17,7 @@ from django.core.validators import RegexValidator
 
 from releasecontrol.models import Environment
 
-from .models import FLAG_KEY_PATTERN, Flag, FlagType, KillSwitchScope, Mode, Tag
+from .models import FLAG_KEY_HELP, FLAG_KEY_PATTERN, Flag, FlagType, KillSwitchScope, Mode, Tag
 from .rules import clean_allowlist
 
 _LIST_SEPARATORS = re.compile(r"[\n,]+")
@@ -63,11 +63,7 @@ def parse_value(raw: str, flag_type: str) -> Any:
 class FlagCreateForm(forms.Form):
     key = forms.CharField(
         max_length=100,
-        validators=[
-            RegexValidator(
-                FLAG_KEY_PATTERN, "Use only letters, digits, dot, underscore and hyphen."
-            )
-        ],
+        validators=[RegexValidator(FLAG_KEY_PATTERN, FLAG_KEY_HELP)],
         help_text="Letters, digits, dot, underscore, hyphen: services ask for the flag by it.",
     )
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the key.")

@@ -12,7 +12,9 @@ from django.utils import timezone
 from releasecontrol.credentials import digest_of
 from releasecontrol.models import Environment, User
 
-FLAG_KEY_PATTERN = r"^[A-Za-z0-9._-]+$"
+# Starts with a letter or digit, so never "." or "..": keys appear in URLs and file names.
+FLAG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+FLAG_KEY_HELP = "Start with a letter or digit; then letters, digits, dot, underscore, hyphen."
 
 
 class FlagType(models.TextChoices):
@@ -61,11 +63,7 @@ class Flag(models.Model):
     key = models.CharField(
         max_length=100,
         unique=True,
-        validators=[
-            RegexValidator(
-                FLAG_KEY_PATTERN, "Use only letters, digits, dot, underscore and hyphen."
-            )
-        ],
+        validators=[RegexValidator(FLAG_KEY_PATTERN, FLAG_KEY_HELP)],
     )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)

@@ -47,7 +47,7 @@ def test_bucket__unleash_published_vectors__same_bucket(flag_key, targeting_key,
 
 
 @given(
-    flag_key=st.from_regex(r"[A-Za-z0-9._-]{1,20}", fullmatch=True),
+    flag_key=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,19}", fullmatch=True),
     targeting_key=st.text(min_size=1, max_size=40),
     low=st.integers(0, 100),
     high=st.integers(0, 100),
