@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -390,13 +390,15 @@ class SnapshotStore:
     # How long a request waits for another thread's check before answering from what it has.
     LOCK_WAIT = 1.0
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        # Seconds from any fixed point; tests may give one they move (see tests/flags).
+        self.clock = clock
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._checked_at = -math.inf
         self._check_due = False
         self._unknown_key_budget = UNKNOWN_KEY_CHECKS_PER_SECOND
-        self._unknown_key_at = time.monotonic()
+        self._unknown_key_at = clock()
         self.max_age = _max_age_from_settings()
         self.rebuilds = 0  # how many times anything was rebuilt (tests, benchmarks)
 
@@ -406,11 +408,12 @@ class SnapshotStore:
             self._checked_at = -math.inf
             self._check_due = False
             self._unknown_key_budget = UNKNOWN_KEY_CHECKS_PER_SECOND
+            self._unknown_key_at = self.clock()
 
     def current(self) -> Snapshot:
         snapshot = self._snapshot
         if snapshot is not None:
-            age = time.monotonic() - self._checked_at
+            age = self.clock() - self._checked_at
             if age < self.max_age:
                 return snapshot
             if age < 2 * self.max_age:
@@ -429,7 +432,7 @@ class SnapshotStore:
         if not raw_key:
             return None
         digest = digest_of(raw_key)
-        asked_at = time.monotonic()
+        asked_at = self.clock()
         environment = self.current().environment_for_digest(digest)
         if environment is None and self._spend_unknown_key_check(asked_at):
             environment = self._refresh(wait=True, newer_than=asked_at).environment_for_digest(
@@ -457,7 +460,7 @@ class SnapshotStore:
             return self._snapshot
         try:
             snapshot = self._snapshot
-            now = time.monotonic()
+            now = self.clock()
             if snapshot is not None:
                 # Another thread may have checked while this one waited for the lock.
                 if newer_than is not None and self._checked_at >= newer_than:

@@ -219,7 +219,18 @@ def test_bulk_body__mixed_modes__every_flag_by_key_with_missing_key_errors_in_pl
 def fresh_store():
     evaluation.store.reset()
     yield
+    evaluation.store.clock = time.monotonic
     evaluation.store.reset()
+
+
+@pytest.fixture
+def clock(time_machine):
+    """The store's clock stands still until the test moves it (time-machine moves the wall
+    clock, not time.monotonic, so the store reads the wall clock here)."""
+    time_machine.move_to("2026-12-01T10:00:00Z", tick=False)
+    evaluation.store.clock = time.time
+    evaluation.store.reset()
+    return time_machine
 
 
 @pytest.fixture
@@ -354,8 +365,22 @@ def test_snapshot__one_environment_changed__others_kept_as_they_were(
     assert evaluation.store.environment_for_key(production_key).flags["first"].mode == "full"
 
 
+def test_snapshot__younger_than_max_age__answers_without_asking_even_after_a_change(
+    db, make_flag, sdk_key, settings, release_manager, production, clock, django_assert_num_queries
+):
+    from flags.services import flag_state_set
+
+    settings.FLAG_SNAPSHOT_MAX_AGE = 0.5
+    f = make_flag("first")
+    evaluation.store.environment_for_key(sdk_key)
+    flag_state_set(actor=release_manager, flag=f, environment=production, mode="full", reason="go")
+    clock.shift(0.49)
+    with django_assert_num_queries(0):
+        assert evaluation.store.environment_for_key(sdk_key).flags["first"].mode == "off"
+
+
 def test_snapshot__due_for_a_check__answers_at_once_and_checks_after_the_response(
-    db, make_flag, sdk_key, settings, release_manager, production, django_assert_num_queries
+    db, make_flag, sdk_key, settings, release_manager, production, clock, django_assert_num_queries
 ):
     from django.core.signals import request_finished
     from django.db import close_old_connections
@@ -366,7 +391,7 @@ def test_snapshot__due_for_a_check__answers_at_once_and_checks_after_the_respons
     f = make_flag("first")
     evaluation.store.environment_for_key(sdk_key)
     flag_state_set(actor=release_manager, flag=f, environment=production, mode="full", reason="go")
-    time.sleep(0.6)  # older than max_age, younger than twice that
+    clock.shift(0.6)  # older than max_age, younger than twice that
     with django_assert_num_queries(0):
         served = evaluation.store.environment_for_key(sdk_key)
     assert served.flags["first"].mode == "off"  # answered at once, from what it had
@@ -381,7 +406,7 @@ def test_snapshot__due_for_a_check__answers_at_once_and_checks_after_the_respons
 
 
 def test_snapshot__older_than_twice_max_age__checked_before_answering(
-    db, make_flag, sdk_key, settings, release_manager, production
+    db, make_flag, sdk_key, settings, release_manager, production, clock
 ):
     from flags.services import flag_state_set
 
@@ -389,5 +414,5 @@ def test_snapshot__older_than_twice_max_age__checked_before_answering(
     f = make_flag("first")
     evaluation.store.environment_for_key(sdk_key)
     flag_state_set(actor=release_manager, flag=f, environment=production, mode="full", reason="go")
-    time.sleep(0.11)
+    clock.shift(0.11)
     assert evaluation.store.environment_for_key(sdk_key).flags["first"].mode == "full"
