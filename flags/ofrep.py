@@ -23,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
@@ -34,6 +35,7 @@ from .evaluation import (
     evaluate_json,
     store,
 )
+from .rules import unusable_text
 
 JSON = "application/json"
 
@@ -138,15 +140,81 @@ def _authenticate(request: HttpRequest) -> EnvironmentSnapshot:
     return environment
 
 
-def _targeting_key(request: HttpRequest) -> str | None:
-    """The context's targetingKey (None when absent or empty), after checking the body."""
-    raw = request.body
-    if not raw.strip():
-        return None
+# Contexts nest (OpenFeature allows objects and lists): deeper than this is refused.
+MAX_CONTEXT_DEPTH = 32
+
+
+def _refuse_constant(name: str) -> Any:
+    raise OfrepError(400, "PARSE_ERROR", f"{name} is not a JSON number: send finite numbers.")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise OfrepError(400, "PARSE_ERROR", f"{text} is outside the range of a JSON number.")
+    return value
+
+
+def _parse(raw: bytes) -> Any:
     try:
-        body = json.loads(raw)
+        # Strict UTF-8 first: json.loads would decode bytes with surrogatepass.
+        text = raw.decode()
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError) as exc:
         raise OfrepError(400, "PARSE_ERROR", f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise OfrepError(400, "PARSE_ERROR", "The body nests too deeply.") from None
+
+
+def _place(where: str, step: str) -> str:
+    # Named in the error; bounded, so a huge key is not echoed back.
+    return (where + step)[:120]
+
+
+def _check_context(context: dict[str, Any], *, escaped: bool) -> None:
+    """Every string in the context (keys too) must be text that can be hashed and recorded,
+    and the context no deeper than MAX_CONTEXT_DEPTH.
+
+    NUL and lone surrogates can only arrive as \\u escapes (the body is decoded as strict
+    UTF-8, and raw control characters are not JSON), so without one only the depth is walked.
+    """
+    pending: list[tuple[Any, str, int]] = [(context, "context", 1)]
+    while pending:
+        value, where, depth = pending.pop()
+        if isinstance(value, str):
+            problem = unusable_text(value) if escaped else None
+            if problem:
+                raise OfrepError(400, "INVALID_CONTEXT", f"{where} {problem}.")
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_CONTEXT_DEPTH:
+            raise OfrepError(
+                400, "INVALID_CONTEXT", f"context nests deeper than {MAX_CONTEXT_DEPTH} levels."
+            )
+        if isinstance(value, list):
+            pending.extend(
+                (item, _place(where, f"[{i}]"), depth + 1) for i, item in enumerate(value)
+            )
+            continue
+        for name, item in value.items():
+            problem = unusable_text(name) if escaped else None
+            if problem:
+                raise OfrepError(400, "INVALID_CONTEXT", f"a key in {where} {problem}.")
+            pending.append((item, _place(where, f".{name}"), depth + 1))
+
+
+def _targeting_key(request: HttpRequest) -> str | None:
+    """The context's targetingKey (None when absent or empty), after checking the body."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise OfrepError(
+            413, "PARSE_ERROR", "The body is too large: send the evaluation context only."
+        ) from None
+    if not raw.strip():
+        return None
+    body = _parse(raw)
     if not isinstance(body, dict):
         raise OfrepError(400, "PARSE_ERROR", 'The body must be a JSON object: {"context": {}}.')
     context = body.get("context")
@@ -154,6 +222,7 @@ def _targeting_key(request: HttpRequest) -> str | None:
         return None
     if not isinstance(context, dict):
         raise OfrepError(400, "INVALID_CONTEXT", "context must be a JSON object.")
+    _check_context(context, escaped=b"\\u" in raw)
     targeting_key = context.get("targetingKey")
     if targeting_key is None:
         return None

@@ -17,8 +17,24 @@ MAX_TARGETING_KEY = 256
 
 
 def bucket(flag_key: str, targeting_key: str) -> int:
-    """Unleash's normalization: murmur3_32("<flag>:<key>", seed 0) % 100 + 1, in 1..100."""
-    return mmh3.hash(f"{flag_key}:{targeting_key}", 0, signed=False) % 100 + 1
+    """Unleash's normalization: murmur3_32("<flag>:<key>", seed 0) % 100 + 1, in 1..100.
+
+    Hashes the UTF-8 bytes: text that has none (a lone surrogate) raises UnicodeEncodeError
+    here, where mmh3 given such a str would crash the process.
+    """
+    data = f"{flag_key}:{targeting_key}".encode()
+    return mmh3.hash(data, 0, signed=False) % 100 + 1
+
+
+def unusable_text(text: str) -> str | None:
+    """Why text cannot be stored, hashed or recorded (NUL, a lone surrogate), else None."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (text that is not valid Unicode)"
+    return None
 
 
 def in_percentage(flag_key: str, targeting_key: str, percentage: int) -> bool:

@@ -241,6 +241,63 @@ def test_evaluate_flag__bad_context__400_invalid_context(client, sdk_key, checko
     assert response.json()["errorDetails"]
 
 
+UNUSABLE_CONTEXTS = {
+    "lone surrogate key": rb'{"context": {"targetingKey": "\ud800"}}',
+    "NUL in the key": rb'{"context": {"targetingKey": "user\u0000-1"}}',
+    "surrogate deep in a value": rb'{"context": {"targetingKey": "u", "a": [{"b": "\udfff"}]}}',
+    "surrogate in an attribute name": rb'{"context": {"targetingKey": "u", "\ud83d": 1}}',
+    "nested too deep": b'{"context": {"targetingKey": "u", "a": ' + b"[" * 40 + b"]" * 40 + b"}}",
+}
+
+
+@pytest.mark.parametrize("url", [SINGLE.format("new-checkout"), BULK])
+@pytest.mark.parametrize("body", UNUSABLE_CONTEXTS.values(), ids=UNUSABLE_CONTEXTS.keys())
+def test_ofrep__context_with_unusable_text_or_depth__400_invalid_context(
+    client, sdk_key, checkout, url, body
+):
+    response = post(client, url, sdk_key, body)
+    assert response.status_code == 400
+    assert response.json()["errorCode"] == "INVALID_CONTEXT"
+    assert response.json()["errorDetails"].startswith(("context", "a key in context"))
+
+
+BAD_JSON = {
+    "NaN": b'{"context": {"targetingKey": "u", "score": NaN}}',
+    "Infinity": b'{"context": {"targetingKey": "u", "score": -Infinity}}',
+    "1e400": b'{"context": {"targetingKey": "u", "score": 1e400}}',
+    "a 5000-digit integer": b'{"context": {"targetingKey": "u", "n": ' + b"9" * 5000 + b"}}",
+    "100,000-deep nesting": b'{"context": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "UTF-8 of a surrogate": b'{"context": {"targetingKey": "\xed\xa0\x80"}}',
+    "not UTF-8": b'{"context": {"targetingKey": "\xff"}}',
+}
+
+
+@pytest.mark.parametrize("url", [SINGLE.format("new-checkout"), BULK])
+@pytest.mark.parametrize("body", BAD_JSON.values(), ids=BAD_JSON.keys())
+def test_ofrep__body_beyond_json__400_parse_error(client, sdk_key, checkout, url, body):
+    response = post(client, url, sdk_key, body)
+    assert response.status_code == 400
+    assert response.json()["errorCode"] == "PARSE_ERROR"
+    assert response.json()["errorDetails"]
+
+
+def test_ofrep__body_over_the_upload_limit__413_in_ofreps_shape(
+    client, sdk_key, checkout, settings
+):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+    body = json.dumps(context("u", padding="x" * 2_000))
+    response = post(client, SINGLE.format("new-checkout"), sdk_key, body)
+    assert response.status_code == 413
+    assert response.json()["errorCode"] == "PARSE_ERROR"
+
+
+def test_ofrep__unicode_context__answers_by_the_utf8_bucket(client, sdk_key, checkout):
+    key = "kund-ö-😀-\u4e2d"
+    response = post(client, SINGLE.format("new-checkout"), sdk_key, context(key, city="Zürich"))
+    assert response.status_code == 200
+    assert response.json()["value"] is (bucket("new-checkout", key) <= 30)
+
+
 @pytest.mark.parametrize(
     "headers",
     [

@@ -1,30 +1,21 @@
 """The real OpenFeature Python SDK with its OFREP provider against a live multi-process server.
 
 gunicorn (2 workers x 4 threads) runs in a subprocess on a free loopback port against this
-test database, with REDIS_URL pointing at a Redis this module starts (and, in one test,
-stops). Flags are changed through the services in this process; the SDK reads them back.
+test database, with REDIS_URL pointing at a Redis of the test's own (and, in one test,
+stopped): see tests/flags/live.py. Flags are changed through the services in this process;
+the SDK reads them back.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from django.db import connection
 from openfeature import api
 from openfeature.contrib.provider.ofrep import OFREPProvider
 from openfeature.evaluation_context import EvaluationContext
@@ -32,175 +23,18 @@ from openfeature.evaluation_context import EvaluationContext
 from flags.rules import in_percentage
 from flags.services import environment_rollback, flag_create, flag_state_set, sdk_key_issue
 from releasecontrol.models import User
+from tests.flags.live import LiveServer, wait_until
 
 # Needs redis-server on PATH: scripts/test.sh installs it.
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
-WORKERS = 2
 VISIBLE_WITHIN = 0.100  # seconds, DESIGN.md
 
 
-def free_port() -> int:
-    """A free loopback port below 32768 (the ephemeral range above can collide with client
-    sockets), starting from a random point so concurrent runs rarely race for one."""
-    start = random.randrange(20_000, 32_000)
-    for port in itertools.chain(range(start, 32_768), range(20_000, start)):
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port on 127.0.0.1 below 32768")
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-@dataclass
-class RedisServer:
-    url: str
-    port: int
-    process: subprocess.Popen
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            subprocess.run(
-                ["redis-cli", "-p", str(self.port), "shutdown", "nosave"],
-                capture_output=True,
-                timeout=10,
-            )
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-@pytest.fixture
-def redis_server(tmp_path) -> Iterator[RedisServer]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = RedisServer(f"redis://127.0.0.1:{port}/0", port, process)
-
-    def answers() -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        wait_until(answers, 10, "redis-server")
-        yield server
-    finally:
-        server.stop()
-
-
-@dataclass
-class LiveServer:
-    url: str
-    process: subprocess.Popen
-    access_log: Path
-
-    def worker_pids(self) -> set[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return {int(pid) for pid in children.read_text().split()}
-
-    def answered_by(self) -> dict[str, int]:
-        """probe id -> pid of the worker that answered it, from the access log."""
-        probes = {}
-        for line in self.access_log.read_text().splitlines():
-            pid, probe, _status = line.split(" ", 2)
-            if probe != "-":
-                probes[probe] = int(pid.strip("<>"))
-        return probes
-
-
-@pytest.fixture
-def gunicorn_server(transactional_db, redis_server, tmp_path) -> Iterator[LiveServer]:
-    settings_dict = connection.settings_dict
-    database_url = "postgres://{USER}:{PASSWORD}@{HOST}:{PORT}/{NAME}".format(**settings_dict)
-    port = free_port()
-    access_log = tmp_path / "access.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "releasecontrol.settings",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_server.url,
-        "CELERY_BROKER_URL": redis_server.url,
-        "ALLOW_PLAIN_HTTP": "1",
-        "DEBUG": "0",
-        "SECRET_KEY": "ofrep-sdk-test-" + uuid.uuid4().hex,
-        "ALLOWED_HOSTS": "127.0.0.1",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "releasecontrol.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(WORKERS),
-            "--threads",
-            "4",
-            "--worker-class",
-            "gthread",
-            "--access-logfile",
-            str(access_log),
-            # pid, the probe id the test sends, status: which worker answered what.
-            "--access-logformat",
-            "%(p)s %({x-probe}i)s %(s)s",
-            "--error-logfile",
-            str(tmp_path / "error.log"),
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    server = LiveServer(f"http://127.0.0.1:{port}", process, access_log)
-
-    def ready() -> bool:
-        assert process.poll() is None, (tmp_path / "error.log").read_text()
-        try:
-            return requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_until(ready, 30, "gunicorn")
-        wait_until(lambda: len(server.worker_pids()) == WORKERS, 10, "both workers")
-        yield server
-    finally:
-        process.send_signal(signal.SIGINT)  # quick shutdown: keep-alive clients hold none up
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        api.clear_providers()
+@pytest.fixture(autouse=True)
+def no_providers_left() -> Iterator[None]:
+    yield
+    api.clear_providers()
 
 
 @pytest.fixture

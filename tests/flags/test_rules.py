@@ -1,10 +1,20 @@
 """What counts as reducing exposure (DESIGN.md), as a table."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flags.rules import StateValue, clean_allowlist, in_percentage, reduces_exposure
+from flags.rules import (
+    StateValue,
+    clean_allowlist,
+    in_percentage,
+    reduces_exposure,
+    unusable_text,
+)
 
 
 def s(mode: str, pct: int = 0, keys: tuple[str, ...] = ()) -> StateValue:
@@ -70,3 +80,26 @@ def test_clean_allowlist__duplicates_and_spaces__distinct_sorted():
 def test_clean_allowlist__bad_input__says_what_to_fix(bad):
     with pytest.raises(ValueError, match="allowlist"):
         clean_allowlist(bad)
+
+
+def test_bucket__lone_surrogate__a_python_error_not_a_crashed_process():
+    """mmh3 given a str with a lone surrogate kills the process: bucket hashes UTF-8 bytes."""
+    code = (
+        "from flags.rules import bucket\n"
+        "try:\n    bucket('k', '\\ud800')\n"
+        "except UnicodeEncodeError:\n    print('refused')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "refused"), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("ok ü 😀", None), ("a\x00b", "NUL"), ("\ud800", "lone surrogate"), ("x\udfffy", "surrogate")],
+)
+def test_unusable_text__nul_or_lone_surrogate__says_which(text, problem):
+    found = unusable_text(text)
+    assert (found is None) if problem is None else (problem in found)
