@@ -100,3 +100,15 @@ FLAG_ARCHIVE = register(
     approval=False,
     administrative=False,
 )
+FLAG_ACCEPT = register(
+    name="flag.accept",
+    # Production serves a non-boolean flag's values only once a person with production rights
+    # accepted them: a flag's author without those rights cannot choose what users get there.
+    description="Accept a flag's values",
+    permission=roles.CHANGE_FLAGS,
+    mutates=True,
+    reduces_exposure=False,
+    production_execution=True,
+    approval=False,
+    administrative=False,
+)

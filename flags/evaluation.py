@@ -33,10 +33,10 @@ from django.db.models.functions import Cast
 from django.dispatch import receiver
 
 from releasecontrol.credentials import digest_of
-from releasecontrol.models import Environment
+from releasecontrol.models import Environment, Tier
 
 from .models import Flag, FlagState, FlagType, Mode, SdkKey
-from .rules import in_percentage
+from .rules import in_percentage, values_served
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,9 @@ class _Bulk:
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentSnapshot:
-    """An environment's flags (archived ones left out) as of one `flags_version`."""
+    """An environment's flags as of one `flags_version`: archived ones left out, and in
+    production the non-boolean flags whose values nobody with production rights accepted
+    (so evaluation answers FLAG_NOT_FOUND for them and callers keep their code default)."""
 
     id: int
     slug: str
@@ -314,7 +316,7 @@ class Snapshot:
 EMPTY = Snapshot({}, frozenset(), {})
 
 
-OFF_STATE = (Mode.OFF.value, 0, "[]")
+OFF_STATE = (Mode.OFF.value, 0, "[]", None, None)
 
 
 def _text(field_name: str) -> Cast:
@@ -322,8 +324,26 @@ def _text(field_name: str) -> Cast:
     return Cast(field_name, output_field=TextField())
 
 
+def _served_values(
+    flag_type: str, production: bool, on_value: str, off_value: str, state: tuple
+) -> tuple[Any, Any] | None:
+    """The flag's (on, off) values as this environment serves them, or None when it does not
+    serve the flag (values nobody with production rights accepted: FLAG_NOT_FOUND)."""
+    if flag_type == FlagType.BOOLEAN:
+        return (True, False)  # always, whatever a row says
+    on, off = json.loads(on_value), json.loads(off_value)
+    accepted_on, accepted_off = state[3], state[4]
+    accepted = None
+    if accepted_on is not None and accepted_off is not None:
+        accepted = (json.loads(accepted_on), json.loads(accepted_off))
+    served = values_served(
+        flag_type=flag_type, production=production, accepted=accepted, on_value=on, off_value=off
+    )
+    return (on, off) if served else None
+
+
 def _build_environments(
-    rows: list[tuple[int, str, int, bool]], previous: Mapping[int, EnvironmentSnapshot]
+    rows: list[tuple[int, str, int, bool, str]], previous: Mapping[int, EnvironmentSnapshot]
 ) -> dict[int, EnvironmentSnapshot]:
     """Snapshots of these environments in two queries, whatever the number of flags.
 
@@ -335,30 +355,43 @@ def _build_environments(
             "pk", "key", "type", _text("on_value"), _text("off_value")
         )
     )
-    states: dict[int, dict[int, tuple[str, int, str]]] = {row[0]: {} for row in rows}
-    for environment_id, flag_id, mode, percentage, allowlist in FlagState.objects.filter(
+    states: dict[int, dict[int, tuple]] = {row[0]: {} for row in rows}
+    for environment_id, flag_id, *state in FlagState.objects.filter(
         environment_id__in=list(states), flag__archived=False
-    ).values_list("environment_id", "flag_id", "mode", "percentage", _text("allowlist")):
-        states[environment_id][flag_id] = (mode, percentage, allowlist)
+    ).values_list(
+        "environment_id",
+        "flag_id",
+        "mode",
+        "percentage",
+        _text("allowlist"),
+        _text("accepted_on_value"),
+        _text("accepted_off_value"),
+    ):
+        states[environment_id][flag_id] = tuple(state)
     built = {}
-    for environment_id, slug, version, kill_switch_engaged in rows:
+    for environment_id, slug, version, kill_switch_engaged, tier in rows:
+        production = tier == Tier.PRODUCTION
         env_states = states[environment_id]
         earlier = previous.get(environment_id)
         earlier_flags = earlier.flags if earlier is not None else {}
         flags = {}
         for flag_id, key, flag_type, on_value, off_value in definitions:
             # No state row means off (a flag made before the environment existed).
-            mode, percentage, allowlist = env_states.get(flag_id, OFF_STATE)
-            source = (flag_type, on_value, off_value, mode, percentage, allowlist)
+            state = env_states.get(flag_id, OFF_STATE)
+            source = (flag_type, on_value, off_value, production, *state)
             kept = earlier_flags.get(key)
             if kept is not None and kept.source == source:
                 flags[key] = kept
                 continue
+            values = _served_values(flag_type, production, on_value, off_value, state)
+            if values is None:
+                continue
+            mode, percentage, allowlist = state[:3]
             flags[key] = FlagSnapshot.of(
                 key=key,
                 type=flag_type,
-                on_value=json.loads(on_value),
-                off_value=json.loads(off_value),
+                on_value=values[0],
+                off_value=values[1],
                 mode=mode,
                 percentage=percentage,
                 allowlist=json.loads(allowlist or "[]") or (),
@@ -486,10 +519,10 @@ class SnapshotStore:
         """One query when nothing changed; three more to rebuild what did."""
         rows = list(
             Environment.objects.order_by().values_list(
-                "pk", "slug", "flags_version", "kill_switch_engaged"
+                "pk", "slug", "flags_version", "kill_switch_engaged", "tier"
             )
         )
-        versions = frozenset((pk, version) for pk, _, version, _ in rows)
+        versions = frozenset((row[0], row[2]) for row in rows)
         if versions == snapshot.versions:
             return snapshot
         changed = [row for row in rows if (row[0], row[2]) not in snapshot.versions]

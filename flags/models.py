@@ -12,6 +12,8 @@ from django.utils import timezone
 from releasecontrol.credentials import digest_of
 from releasecontrol.models import Environment, User
 
+from .rules import canonical_json, values_need_acceptance, values_served
+
 # Starts with a letter or digit, so never "." or "..": keys appear in URLs and file names.
 FLAG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 FLAG_KEY_HELP = "Start with a letter or digit; then letters, digits, dot, underscore, hyphen."
@@ -37,6 +39,11 @@ def value_matches_type(value: object, flag_type: str) -> bool:
     if flag_type == FlagType.OBJECT:
         return isinstance(value, dict)
     return False
+
+
+def same_value(a: object, b: object) -> bool:
+    """Equal as JSON, exactly (1 and 1.0 differ, as do true and 1)."""
+    return canonical_json(a) == canonical_json(b)
 
 
 def default_on_value() -> bool:
@@ -84,12 +91,31 @@ class Flag(models.Model):
         return self.key
 
     def clean(self) -> None:
+        """A boolean answers true when on and false when off, always; any other type needs two
+        values that differ (the off-value is what every kill switch serves)."""
         errors = {}
         for field in ("on_value", "off_value"):
             if not value_matches_type(getattr(self, field), self.type):
                 errors[field] = f"must be a {self.type} value for a {self.type} flag"
         if errors:
             raise ValidationError(errors)
+        if self.type == FlagType.BOOLEAN:
+            if self.on_value is not True:
+                errors["on_value"] = "a boolean flag's on_value is always true"
+            if self.off_value is not False:
+                errors["off_value"] = "a boolean flag's off_value is always false"
+        elif self._values_equal():
+            errors["off_value"] = "must differ from on_value: it is what a kill switch serves"
+        if errors:
+            raise ValidationError(errors)
+
+    def _values_equal(self) -> bool:
+        if self.type == FlagType.FLOAT:  # served as floats: 1 and 1.0 are one answer
+            return float(self.on_value) == float(self.off_value)
+        return same_value(self.on_value, self.off_value)
+
+    def needs_acceptance_in(self, environment: Environment) -> bool:
+        return values_need_acceptance(self.type, production=environment.is_production)
 
 
 class Mode(models.TextChoices):
@@ -118,6 +144,14 @@ class FlagState(models.Model):
     updated_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Where a non-boolean flag's values need acceptance (production), who accepted which
+    # values: evaluation serves the flag only while these equal the flag's values.
+    values_accepted_at = models.DateTimeField(null=True, blank=True)
+    values_accepted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    accepted_on_value = models.JSONField(null=True, blank=True)
+    accepted_off_value = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["flag__key", "environment__position"]
@@ -134,6 +168,22 @@ class FlagState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flag_id}@{self.environment_id}: {self.mode}"
+
+    @property
+    def accepted_values(self) -> tuple[object, object] | None:
+        if self.values_accepted_at is None:
+            return None
+        return (self.accepted_on_value, self.accepted_off_value)
+
+    def serves_values_of(self, flag: Flag) -> bool:
+        """Whether evaluation here answers with the flag's values (else FLAG_NOT_FOUND)."""
+        return values_served(
+            flag_type=flag.type,
+            production=self.environment.is_production,
+            accepted=self.accepted_values,
+            on_value=flag.on_value,
+            off_value=flag.off_value,
+        )
 
 
 class KillSwitchScope(models.TextChoices):
@@ -168,6 +218,9 @@ class KillSwitch(models.Model):
         User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     release_reason = models.TextField(blank=True)
+    # The flags a flag or tag switch covered when engaged: it keeps covering them until it is
+    # released, whatever happens to their tags afterwards. (An environment switch covers all.)
+    covered_flags = models.ManyToManyField(Flag, blank=True, related_name="covering_kill_switches")
 
     objects = KillSwitchQuerySet.as_manager()
 

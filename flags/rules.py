@@ -6,8 +6,10 @@ exposure question all read them from here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import mmh3
 
@@ -39,6 +41,34 @@ def unusable_text(text: str) -> str | None:
 
 def in_percentage(flag_key: str, targeting_key: str, percentage: int) -> bool:
     return percentage > 0 and bucket(flag_key, targeting_key) <= percentage
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def values_need_acceptance(flag_type: str, *, production: bool) -> bool:
+    """A non-boolean flag's values reach production only once a person with production rights
+    accepted them (a boolean's are always true/false)."""
+    return production and flag_type != "boolean"
+
+
+def values_served(
+    *,
+    flag_type: str,
+    production: bool,
+    accepted: tuple[Any, Any] | None,
+    on_value: Any,
+    off_value: Any,
+) -> bool:
+    """Whether evaluation answers with the flag's values here; otherwise FLAG_NOT_FOUND, so
+    callers keep their code default. Accepted values count only while they are exactly the
+    flag's values."""
+    if not values_need_acceptance(flag_type, production=production):
+        return True
+    return accepted is not None and canonical_json(list(accepted)) == canonical_json(
+        [on_value, off_value]
+    )
 
 
 @dataclass(frozen=True)

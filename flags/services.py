@@ -1,26 +1,43 @@
 """Every write to flags goes through here: authorize, lock, validate, change, audit, in one
-transaction, and bump the environment's flags_version so evaluating processes reload."""
+transaction, and bump the environment's flags_version so evaluating processes reload.
+
+Flags and their states are written in this module; kill switches in flags/kill_switches.py
+and SDK keys in flags/sdk_keys.py (both importable from here too)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from releasecontrol.audit import Target, audit_record
-from releasecontrol.credentials import credential_new
 from releasecontrol.errors import Conflict
 from releasecontrol.models import Environment, User
-from releasecontrol.policy import authorize
+from releasecontrol.policy import authorize, decide
 
 from . import actions
-from .models import Flag, FlagState, KillSwitch, KillSwitchScope, Mode, SdkKey, Tag
+from .kill_switches import (  # noqa: F401  (the services every caller imports from here)
+    KillSwitchResult,
+    environment_rollback,
+    kill_switch_engage,
+    kill_switch_release,
+)
+from .models import Flag, FlagState, Mode, Tag
 from .rules import MODES, StateValue, clean_allowlist, reduces_exposure
+from .sdk_keys import IssuedSdkKey, sdk_key_issue, sdk_key_revoke  # noqa: F401
+from .selectors import kill_switch_covering
+from .writes import (
+    bump_all_flags_versions,
+    bump_flags_version,
+    flag_target,
+    lock_environment,
+    state_value,
+    state_view,
+)
 
 
 class StaleEdit(Conflict):
@@ -33,30 +50,6 @@ class KillSwitchEngaged(Conflict):
 
 class ApprovalRequired(Conflict):
     code = "approval_required"
-
-
-def _flag_target(flag: Flag) -> Target:
-    return Target("flag", str(flag.pk), flag.key)
-
-
-def _bump_flags_version(environment: Environment) -> None:
-    """Evaluating processes compare this number with their snapshot's."""
-    Environment.objects.filter(pk=environment.pk).update(flags_version=F("flags_version") + 1)
-
-
-def _bump_all_flags_versions() -> None:
-    """A change every environment shows (a new flag, its tags, archiving): boards and
-    evaluating processes reload."""
-    Environment.objects.update(flags_version=F("flags_version") + 1)
-
-
-def _lock_environment(environment: Environment) -> Environment:
-    """Serialize changes to one environment's flags (kill switches and edits alike).
-
-    FOR NO KEY UPDATE, so that a denial recorded on another connection (its audit row
-    refers to this environment) is not blocked by the lock its own request holds.
-    """
-    return Environment.objects.select_for_update(no_key=True).get(pk=environment.pk)
 
 
 def _tag_objects(names: Iterable[str]) -> list[Tag]:
@@ -82,7 +75,13 @@ def flag_create(
     owner: User | None = None,
     reason: str = "",
 ) -> Flag:
-    """A new flag is off in every environment."""
+    """A new flag is off in every environment.
+
+    A boolean's values are true and false (omitted means those; anything else is refused);
+    other types need both values, and they must differ. Where its values need acceptance
+    (production), they are accepted at once when the author may accept them there (see
+    flag_accept); otherwise that environment answers FLAG_NOT_FOUND until someone does.
+    """
     authorize(
         actor,
         actions.FLAG_CREATE,
@@ -93,8 +92,14 @@ def flag_create(
     if type == "boolean":
         on_value = True if on_value is None else on_value
         off_value = False if off_value is None else off_value
-    elif on_value is None or off_value is None:
-        raise ValidationError({"on_value": f"A {type} flag needs both on_value and off_value."})
+    else:
+        missing = {
+            name: f"A {type} flag needs both on_value and off_value."
+            for name, value in (("on_value", on_value), ("off_value", off_value))
+            if value is None
+        }
+        if missing:
+            raise ValidationError(missing)
     flag = Flag(
         key=key,
         name=name or key,
@@ -108,18 +113,112 @@ def flag_create(
     flag.save()
     tag_objects = _tag_objects(tags)
     flag.tags.set(tag_objects)
-    FlagState.objects.bulk_create(
-        [FlagState(flag=flag, environment=env) for env in Environment.objects.all()]
-    )
-    _bump_all_flags_versions()  # every environment gained a flag (off)
+    states = [FlagState(flag=flag, environment=env) for env in Environment.objects.all()]
+    accepted_in = []
+    now = timezone.now()
+    for state in states:
+        if flag.needs_acceptance_in(state.environment) and may_accept(actor, state.environment):
+            _mark_accepted(state, flag, actor, now)
+            accepted_in.append(state.environment.slug)
+    FlagState.objects.bulk_create(states)
+    bump_all_flags_versions()  # every environment gained a flag (off)
     audit_record(
         actor=actor,
         action=actions.FLAG_CREATE.name,
-        target=_flag_target(flag),
-        after=flag_definition(flag, tags=[t.name for t in tag_objects]),
+        target=flag_target(flag),
+        after={
+            **flag_definition(flag, tags=[t.name for t in tag_objects]),
+            "values_accepted_in": sorted(accepted_in),
+        },
         reason=reason,
     )
     return flag
+
+
+def may_accept(actor: User, environment: Environment) -> bool:
+    """Whether this actor's choice of a flag's values is accepted in this environment."""
+    return decide(actor, actions.FLAG_ACCEPT, environment).allowed
+
+
+def _mark_accepted(state: FlagState, flag: Flag, actor: User, now: datetime) -> None:
+    state.values_accepted_at, state.values_accepted_by = now, actor
+    state.accepted_on_value, state.accepted_off_value = flag.on_value, flag.off_value
+
+
+@transaction.atomic
+def flag_accept(
+    *,
+    actor: User,
+    flag: Flag,
+    environment: Environment,
+    expected_version: int | None,
+    reason: str,
+) -> FlagState:
+    """Accept a non-boolean flag's values (exactly its on- and off-value) in an environment
+    that needs acceptance (production): from then on evaluation there answers with them.
+
+    Needs flag.accept there (release managers and on-call: change_flags in production;
+    agents never) and a reason. Idempotent: when these exact values are already accepted
+    it changes nothing and returns the state, whatever `expected_version` says (a retry after
+    success is not an error). Otherwise a stale `expected_version` raises StaleEdit (409).
+    Bumps the state's version and the environment's flags_version; audited with the values.
+    """
+    requested = {
+        "on_value": flag.on_value,
+        "off_value": flag.off_value,
+        "version": expected_version,
+    }
+    authorize(
+        actor,
+        actions.FLAG_ACCEPT,
+        environment,
+        target=flag_target(flag),
+        requested=requested,
+        reason=reason,
+    )
+    environment = lock_environment(environment)
+    flag = Flag.objects.get(pk=flag.pk)  # the values as stored now, not as the caller read them
+    if not flag.needs_acceptance_in(environment):
+        why = (
+            "a boolean flag's values are always true and false"
+            if flag.type == "boolean"
+            else f"{environment.slug} serves every flag's values as defined"
+        )
+        raise ValidationError({"flag": f"Nothing to accept: {why}."})
+    state = _lock_state(flag, environment)
+    if state.serves_values_of(flag):
+        return state
+    if expected_version is not None and expected_version != state.version:
+        raise _stale(flag, environment, state, expected_version)
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why these values are right for production."})
+    before = {
+        "accepted": _accepted_view(state),
+        "version": state.version,
+    }
+    now = timezone.now()
+    _mark_accepted(state, flag, actor, now)
+    state.version += 1
+    state.updated_at, state.updated_by = now, actor
+    state.save()
+    bump_flags_version(environment)
+    audit_record(
+        actor=actor,
+        action=actions.FLAG_ACCEPT.name,
+        environment=environment,
+        target=flag_target(flag),
+        before=before,
+        after={"accepted": _accepted_view(state), "version": state.version},
+        reason=reason,
+    )
+    return state
+
+
+def _accepted_view(state: FlagState) -> dict[str, Any] | None:
+    accepted = state.accepted_values
+    if accepted is None:
+        return None
+    return {"on_value": accepted[0], "off_value": accepted[1]}
 
 
 def _first_environment() -> Environment | None:
@@ -139,7 +238,7 @@ def flag_update(
 ) -> Flag:
     """Edit what people read about a flag. Its values and states change elsewhere."""
     authorize(
-        actor, actions.FLAG_UPDATE, _first_environment(), target=_flag_target(flag), reason=reason
+        actor, actions.FLAG_UPDATE, _first_environment(), target=flag_target(flag), reason=reason
     )
     flag = Flag.objects.select_for_update().get(pk=flag.pk)
     before = flag_definition(flag)
@@ -155,11 +254,11 @@ def flag_update(
         flag.tags.set(_tag_objects(tags))
     after = flag_definition(flag)
     if after != before:
-        _bump_all_flags_versions()
+        bump_all_flags_versions()
         audit_record(
             actor=actor,
             action=actions.FLAG_UPDATE.name,
-            target=_flag_target(flag),
+            target=flag_target(flag),
             before=before,
             after=after,
             reason=reason,
@@ -171,7 +270,7 @@ def flag_update(
 def flag_archive(*, actor: User, flag: Flag, archived: bool = True, reason: str = "") -> Flag:
     """Archive a flag that is off everywhere (evaluation then answers FLAG_NOT_FOUND)."""
     authorize(
-        actor, actions.FLAG_ARCHIVE, _first_environment(), target=_flag_target(flag), reason=reason
+        actor, actions.FLAG_ARCHIVE, _first_environment(), target=flag_target(flag), reason=reason
     )
     flag = Flag.objects.select_for_update().get(pk=flag.pk)
     if archived:
@@ -189,11 +288,11 @@ def flag_archive(*, actor: User, flag: Flag, archived: bool = True, reason: str 
         return flag
     flag.archived = archived
     flag.save(update_fields=["archived"])
-    _bump_all_flags_versions()
+    bump_all_flags_versions()
     audit_record(
         actor=actor,
         action=actions.FLAG_ARCHIVE.name,
-        target=_flag_target(flag),
+        target=flag_target(flag),
         before={"archived": not archived},
         after={"archived": archived},
         reason=reason,
@@ -214,14 +313,6 @@ def flag_definition(flag: Flag, *, tags: list[str] | None = None) -> dict[str, A
     }
 
 
-def state_value(state: FlagState) -> StateValue:
-    return StateValue.of(state.mode, state.percentage, state.allowlist)
-
-
-def state_view(state: FlagState) -> dict[str, Any]:
-    return {**state_value(state).as_dict(), "version": state.version}
-
-
 def _lock_state(flag: Flag, environment: Environment) -> FlagState:
     state, _ = FlagState.objects.get_or_create(flag=flag, environment=environment)
     return (
@@ -231,19 +322,16 @@ def _lock_state(flag: Flag, environment: Environment) -> FlagState:
     )
 
 
-def engaged_kill_switch_for(flag: Flag, environment: Environment) -> KillSwitch | None:
-    """The engaged kill switch covering this flag in this environment, if any."""
-    return (
-        KillSwitch.objects.engaged()
-        .filter(environment=environment)
-        .filter(
-            Q(scope=KillSwitchScope.ENVIRONMENT)
-            | Q(scope=KillSwitchScope.FLAG, flag=flag)
-            | Q(scope=KillSwitchScope.TAG, tag__in=flag.tags.all())
-        )
-        .select_related("engaged_by", "flag", "tag")
-        .order_by("engaged_at")
-        .first()
+def _stale(
+    flag: Flag, environment: Environment, state: FlagState, expected_version: int
+) -> StaleEdit:
+    who = state.updated_by.username if state.updated_by else "someone"
+    return StaleEdit(
+        f"{flag.key} in {environment.slug} was changed by {who} at "
+        f"{timezone.localtime(state.updated_at):%Y-%m-%d %H:%M:%S %Z} (now version "
+        f"{state.version}, you edited version {expected_version}). Reload and try again.",
+        current=state_view(state),
+        updated_by=who,
     )
 
 
@@ -293,7 +381,7 @@ def flag_state_set(
     exposure is refused while a kill switch covers the flag, or (until approval
     requests exist) where the environment requires approval for increases.
     """
-    environment = _lock_environment(environment)
+    environment = lock_environment(environment)
     state = _lock_state(flag, environment)
     before = state_value(state)
     after = _clean_change(before, mode, percentage, allowlist)
@@ -305,23 +393,16 @@ def flag_state_set(
         environment,
         reduces_exposure=reduces,
         approved_by=approved_by,
-        target=_flag_target(flag),
+        target=flag_target(flag),
         requested=requested,
         reason=reason,
     )
     if expected_version is not None and expected_version != state.version:
-        who = state.updated_by.username if state.updated_by else "someone"
-        raise StaleEdit(
-            f"{flag.key} in {environment.slug} was changed by {who} at "
-            f"{timezone.localtime(state.updated_at):%Y-%m-%d %H:%M:%S %Z} (now version "
-            f"{state.version}, you edited version {expected_version}). Reload and try again.",
-            current=state_view(state),
-            updated_by=who,
-        )
+        raise _stale(flag, environment, state, expected_version)
     if environment.is_production and not reason.strip():
         raise ValidationError({"reason": "A production change needs a reason: say why."})
     if not reduces:
-        switch = engaged_kill_switch_for(flag, environment)
+        switch = kill_switch_covering(flag, environment)
         if switch is not None:
             raise KillSwitchEngaged(
                 f"A kill switch covering {switch.subject} in {environment.slug} was engaged by "
@@ -345,12 +426,12 @@ def flag_state_set(
     state.updated_at = timezone.now()
     state.updated_by = actor
     state.save()
-    _bump_flags_version(environment)
+    bump_flags_version(environment)
     audit_record(
         actor=actor,
         action=action,
         environment=environment,
-        target=_flag_target(flag),
+        target=flag_target(flag),
         before={**before.as_dict(), "version": state.version - 1},
         after={**after.as_dict(), "version": state.version},
         reason=reason,
@@ -379,213 +460,3 @@ def flag_state_restore(
         reason=reason,
         action=actions.FLAG_STATE_RESTORE.name,
     )
-
-
-# --- Kill switches ------------------------------------------------------------------------
-
-
-ENVIRONMENT_KILL_SWITCH_FIELDS = [
-    "kill_switch_engaged",
-    "kill_switch_engaged_at",
-    "kill_switch_engaged_by",
-    "kill_switch_reason",
-    "flags_version",
-]
-
-
-@dataclass(frozen=True)
-class KillSwitchResult:
-    switch: KillSwitch
-    already_engaged: bool
-    turned_off: list[dict[str, Any]]  # [{"flag": key, "before": {...}}]
-
-
-def _kill_switch_subject(scope: str, flag: Flag | None, tag: Tag | None) -> tuple[Target, Q]:
-    if scope == KillSwitchScope.FLAG and flag is not None:
-        return _flag_target(flag), Q(flag=flag)
-    if scope == KillSwitchScope.TAG and tag is not None:
-        return Target("tag", str(tag.pk), tag.name), Q(flag__in=tag.flags.values("pk"))
-    if scope == KillSwitchScope.ENVIRONMENT and flag is None and tag is None:
-        return Target("environment", "", ""), Q()
-    raise ValidationError({"scope": "A kill switch covers one flag, one tag, or the environment."})
-
-
-@transaction.atomic
-def kill_switch_engage(
-    *,
-    actor: User,
-    environment: Environment,
-    scope: str = KillSwitchScope.ENVIRONMENT,
-    flag: Flag | None = None,
-    tag: Tag | None = None,
-    reason: str,
-) -> KillSwitchResult:
-    """Turn every covered state off in one transaction; idempotent while engaged."""
-    target, covered = _kill_switch_subject(scope, flag, tag)
-    if target.type == "environment":
-        target = Target("environment", str(environment.pk), environment.slug)
-    authorize(
-        actor,
-        actions.KILL_SWITCH_ENGAGE,
-        environment,
-        target=target,
-        requested={"scope": scope},
-        reason=reason,
-    )
-    if not reason.strip():
-        raise ValidationError({"reason": "Say why you are engaging the kill switch."})
-    environment = _lock_environment(environment)
-    existing = (
-        KillSwitch.objects.engaged()
-        .filter(environment=environment, scope=scope, flag=flag, tag=tag)
-        .first()
-    )
-    if existing is not None:
-        return KillSwitchResult(existing, already_engaged=True, turned_off=[])
-    switch = KillSwitch.objects.create(
-        environment=environment,
-        scope=scope,
-        flag=flag,
-        tag=tag,
-        engaged_by=actor,
-        reason=reason,
-    )
-    states = list(
-        FlagState.objects.select_for_update(of=("self",))
-        .filter(covered, environment=environment)
-        .exclude(mode=Mode.OFF)
-        .select_related("flag")
-        .order_by("flag__key")
-    )
-    now = timezone.now()
-    turned_off = [{"flag": s.flag.key, "before": state_view(s)} for s in states]
-    for state in states:
-        state.mode, state.version = Mode.OFF, state.version + 1
-        state.updated_at, state.updated_by = now, actor
-    FlagState.objects.bulk_update(states, ["mode", "version", "updated_at", "updated_by"])
-    if scope == KillSwitchScope.ENVIRONMENT:
-        environment.kill_switch_engaged = True
-        environment.kill_switch_engaged_at = now
-        environment.kill_switch_engaged_by = actor
-        environment.kill_switch_reason = reason
-    environment.flags_version += 1
-    environment.save(update_fields=ENVIRONMENT_KILL_SWITCH_FIELDS)
-    audit_record(
-        actor=actor,
-        action=actions.KILL_SWITCH_ENGAGE.name,
-        environment=environment,
-        target=target,
-        before={"states": turned_off},
-        after={"scope": scope, "kill_switch": switch.pk, "turned_off": len(turned_off)},
-        reason=reason,
-    )
-    return KillSwitchResult(switch, already_engaged=False, turned_off=turned_off)
-
-
-@transaction.atomic
-def kill_switch_release(*, actor: User, switch: KillSwitch, reason: str) -> KillSwitch:
-    """Let increases through again. Restores nothing: states come back one by one."""
-    environment = switch.environment
-    target, _ = _kill_switch_subject(switch.scope, switch.flag, switch.tag)
-    if target.type == "environment":
-        target = Target("environment", str(environment.pk), environment.slug)
-    authorize(
-        actor,
-        actions.KILL_SWITCH_RELEASE,
-        environment,
-        target=target,
-        requested={"scope": switch.scope},
-        reason=reason,
-    )
-    if not reason.strip():
-        raise ValidationError({"reason": "Say why it is safe to release the kill switch."})
-    environment = _lock_environment(environment)
-    switch = KillSwitch.objects.select_for_update().get(pk=switch.pk)
-    if switch.released_at is not None:
-        return switch
-    switch.released_at, switch.released_by, switch.release_reason = timezone.now(), actor, reason
-    switch.save()
-    if switch.scope == KillSwitchScope.ENVIRONMENT:
-        environment.kill_switch_engaged = False
-        environment.kill_switch_engaged_at = None
-        environment.kill_switch_engaged_by = None
-        environment.kill_switch_reason = ""
-    environment.flags_version += 1
-    environment.save(update_fields=ENVIRONMENT_KILL_SWITCH_FIELDS)
-    audit_record(
-        actor=actor,
-        action=actions.KILL_SWITCH_RELEASE.name,
-        environment=environment,
-        target=target,
-        before={
-            "scope": switch.scope,
-            "kill_switch": switch.pk,
-            "engaged_by": switch.engaged_by.username,
-            "engaged_reason": switch.reason,
-        },
-        after={"released": True},
-        reason=reason,
-    )
-    return switch
-
-
-def environment_rollback(*, actor: User, environment: Environment, reason: str) -> KillSwitchResult:
-    """The big button: the environment kill switch (level-1 rollback: every flag off)."""
-    return kill_switch_engage(
-        actor=actor, environment=environment, scope=KillSwitchScope.ENVIRONMENT, reason=reason
-    )
-
-
-# --- SDK keys -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IssuedSdkKey:
-    key: SdkKey
-    raw: str  # shown once, never stored
-
-
-@transaction.atomic
-def sdk_key_issue(
-    *, actor: User, environment: Environment, name: str = "default", reason: str = ""
-) -> IssuedSdkKey:
-    target = Target("sdkkey", "", f"{environment.slug}: {name}")
-    authorize(actor, actions.SDK_KEY_ISSUE, environment, target=target, reason=reason)
-    credential = credential_new(SdkKey.PREFIX)
-    key = SdkKey.objects.create(
-        environment=environment,
-        name=name,
-        digest=credential.digest,
-        hint=credential.hint,
-        created_by=actor,
-    )
-    _bump_flags_version(environment)  # evaluating processes learn the new key
-    audit_record(
-        actor=actor,
-        action=actions.SDK_KEY_ISSUE.name,
-        environment=environment,
-        target=Target("sdkkey", str(key.pk), f"{environment.slug}: {name}"),
-        after={"name": name, "hint": key.hint},
-        reason=reason,
-    )
-    return IssuedSdkKey(key, credential.raw)
-
-
-@transaction.atomic
-def sdk_key_revoke(*, actor: User, key: SdkKey, reason: str = "") -> SdkKey:
-    target = Target("sdkkey", str(key.pk), f"{key.environment.slug}: {key.name}")
-    authorize(actor, actions.SDK_KEY_REVOKE, key.environment, target=target, reason=reason)
-    key = SdkKey.objects.select_for_update().get(pk=key.pk)
-    if key.revoked_at is None:
-        key.revoked_at = timezone.now()
-        key.save(update_fields=["revoked_at"])
-        _bump_flags_version(key.environment)  # evaluating processes drop the key
-        audit_record(
-            actor=actor,
-            action=actions.SDK_KEY_REVOKE.name,
-            environment=key.environment,
-            target=target,
-            after={"revoked_at": key.revoked_at},
-            reason=reason,
-        )
-    return key

@@ -56,6 +56,8 @@ EXPECTED: dict[tuple[str, bool | None], tuple[str, ...]] = {
     ("flag.state.set", False): FLAG_CHANGE_INCREASING,
     ("flag.state.restore", True): FLAG_CHANGE_REDUCING,
     ("flag.state.restore", False): FLAG_CHANGE_INCREASING,
+    # Accepting a flag's values lets production serve them: a production execution.
+    ("flag.accept", None): FLAG_CHANGE_INCREASING,
     # Engage and release: on-call and release managers, never agents; the system may engage
     # (it reduces exposure) but never release.
     ("killswitch.engage", None): ("DSP", "DSP", "---", "---", "---", "---", "---", "DSP", "DSP"),

@@ -15,6 +15,7 @@ from flags.models import Flag, SdkKey
 from flags.rules import bucket
 from flags.services import (
     environment_rollback,
+    flag_accept,
     flag_archive,
     flag_create,
     flag_state_set,
@@ -155,7 +156,7 @@ def test_evaluate_flag__environment_rolled_back__kill_switch_metadata_at_once(
     }
 
 
-def test_evaluate_flag__string_flag__its_values(
+def test_evaluate_flag__string_flag__its_values_once_accepted(
     client, sdk_key, developer, release_manager, production
 ):
     flag = flag_create(
@@ -165,6 +166,15 @@ def test_evaluate_flag__string_flag__its_values(
         type="string",
         on_value="spring-sale",
         off_value="none",
+    )
+    # Defined by a developer: production keeps the callers' default until someone accepts.
+    assert post(client, SINGLE.format("banner"), sdk_key).json()["errorCode"] == "FLAG_NOT_FOUND"
+    flag_accept(
+        actor=release_manager,
+        flag=flag,
+        environment=production,
+        expected_version=1,
+        reason="copy checked",
     )
     assert post(client, SINGLE.format("banner"), sdk_key).json()["value"] == "none"
     flag_state_set(

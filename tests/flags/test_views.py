@@ -691,7 +691,8 @@ def test_flag_create__developer__off_everywhere_audited_and_shown(client, develo
         ("integer", "5", "0", (5, 0)),
         ("float", "0.25", "0", (0.25, 0.0)),
         ("string", "v2", "v1", ("v2", "v1")),
-        ("boolean", "false", "true", (False, True)),
+        ("boolean", "true", "false", (True, False)),
+        ("boolean", "", "", (True, False)),
     ],
 )
 def test_flag_create__typed_values__parsed_and_stored(client, developer, type_, on, off, expected):
@@ -707,13 +708,15 @@ def test_flag_create__typed_values__parsed_and_stored(client, developer, type_, 
 @pytest.mark.parametrize(
     ("form", "message"),
     [
-        ({"key": "has space"}, "Use only letters, digits"),
+        ({"key": "has space"}, "Start with a letter or digit"),
         ({"key": ""}, "This field is required"),
         ({"key": "k", "type": "integer", "on_value": "abc", "off_value": "0"}, "whole number"),
         ({"key": "k", "type": "object", "on_value": "[1]", "off_value": "{}"}, "JSON object"),
         ({"key": "k", "type": "object", "on_value": "{bad", "off_value": "{}"}, "JSON object"),
         ({"key": "k", "type": "float", "on_value": "", "off_value": "0"}, "needs this value"),
         ({"key": "k", "type": "boolean", "on_value": "yes"}, "true or false"),
+        ({"key": "k", "type": "boolean", "on_value": "false"}, "always true"),
+        ({"key": "k", "type": "string", "on_value": "a", "off_value": "a"}, "must differ"),
         ({"key": "k", "tags": "ok, not ok!"}, "Tags use letters"),
         ({"key": "k", "type": "colour"}, "Select a valid choice"),
     ],

@@ -1,0 +1,177 @@
+"""Kill switches (flag, tag, environment): engaging turns every covered state off in one
+transaction and records what it covered; releasing lets increases through and restores
+nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from releasecontrol.audit import Target, audit_record
+from releasecontrol.models import Environment, User
+from releasecontrol.policy import authorize
+
+from . import actions
+from .models import Flag, FlagState, KillSwitch, KillSwitchScope, Mode, Tag
+from .writes import flag_target, lock_environment, state_view
+
+ENVIRONMENT_KILL_SWITCH_FIELDS = [
+    "kill_switch_engaged",
+    "kill_switch_engaged_at",
+    "kill_switch_engaged_by",
+    "kill_switch_reason",
+    "flags_version",
+]
+
+
+@dataclass(frozen=True)
+class KillSwitchResult:
+    switch: KillSwitch
+    already_engaged: bool
+    turned_off: list[dict[str, Any]]  # [{"flag": key, "before": {...}}]
+
+
+def _kill_switch_subject(scope: str, flag: Flag | None, tag: Tag | None) -> tuple[Target, Q]:
+    if scope == KillSwitchScope.FLAG and flag is not None:
+        return flag_target(flag), Q(flag=flag)
+    if scope == KillSwitchScope.TAG and tag is not None:
+        return Target("tag", str(tag.pk), tag.name), Q(flag__in=tag.flags.values("pk"))
+    if scope == KillSwitchScope.ENVIRONMENT and flag is None and tag is None:
+        return Target("environment", "", ""), Q()
+    raise ValidationError({"scope": "A kill switch covers one flag, one tag, or the environment."})
+
+
+@transaction.atomic
+def kill_switch_engage(
+    *,
+    actor: User,
+    environment: Environment,
+    scope: str = KillSwitchScope.ENVIRONMENT,
+    flag: Flag | None = None,
+    tag: Tag | None = None,
+    reason: str,
+) -> KillSwitchResult:
+    """Turn every covered state off in one transaction; idempotent while engaged."""
+    target, covered = _kill_switch_subject(scope, flag, tag)
+    if target.type == "environment":
+        target = Target("environment", str(environment.pk), environment.slug)
+    authorize(
+        actor,
+        actions.KILL_SWITCH_ENGAGE,
+        environment,
+        target=target,
+        requested={"scope": scope},
+        reason=reason,
+    )
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why you are engaging the kill switch."})
+    environment = lock_environment(environment)
+    existing = (
+        KillSwitch.objects.engaged()
+        .filter(environment=environment, scope=scope, flag=flag, tag=tag)
+        .first()
+    )
+    if existing is not None:
+        return KillSwitchResult(existing, already_engaged=True, turned_off=[])
+    switch = KillSwitch.objects.create(
+        environment=environment,
+        scope=scope,
+        flag=flag,
+        tag=tag,
+        engaged_by=actor,
+        reason=reason,
+    )
+    states = list(
+        FlagState.objects.select_for_update(of=("self",))
+        .filter(covered, environment=environment)
+        .exclude(mode=Mode.OFF)
+        .select_related("flag")
+        .order_by("flag__key")
+    )
+    now = timezone.now()
+    turned_off = [{"flag": s.flag.key, "before": state_view(s)} for s in states]
+    for state in states:
+        state.mode, state.version = Mode.OFF, state.version + 1
+        state.updated_at, state.updated_by = now, actor
+    FlagState.objects.bulk_update(states, ["mode", "version", "updated_at", "updated_by"])
+    if scope == KillSwitchScope.FLAG:
+        switch.covered_flags.set([flag])
+    elif scope == KillSwitchScope.TAG:
+        # Covered until released, whatever happens to the tag afterwards.
+        switch.covered_flags.set(list(tag.flags.values_list("pk", flat=True)))
+    if scope == KillSwitchScope.ENVIRONMENT:
+        environment.kill_switch_engaged = True
+        environment.kill_switch_engaged_at = now
+        environment.kill_switch_engaged_by = actor
+        environment.kill_switch_reason = reason
+    environment.flags_version += 1
+    environment.save(update_fields=ENVIRONMENT_KILL_SWITCH_FIELDS)
+    audit_record(
+        actor=actor,
+        action=actions.KILL_SWITCH_ENGAGE.name,
+        environment=environment,
+        target=target,
+        before={"states": turned_off},
+        after={"scope": scope, "kill_switch": switch.pk, "turned_off": len(turned_off)},
+        reason=reason,
+    )
+    return KillSwitchResult(switch, already_engaged=False, turned_off=turned_off)
+
+
+@transaction.atomic
+def kill_switch_release(*, actor: User, switch: KillSwitch, reason: str) -> KillSwitch:
+    """Let increases through again. Restores nothing: states come back one by one."""
+    environment = switch.environment
+    target, _ = _kill_switch_subject(switch.scope, switch.flag, switch.tag)
+    if target.type == "environment":
+        target = Target("environment", str(environment.pk), environment.slug)
+    authorize(
+        actor,
+        actions.KILL_SWITCH_RELEASE,
+        environment,
+        target=target,
+        requested={"scope": switch.scope},
+        reason=reason,
+    )
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why it is safe to release the kill switch."})
+    environment = lock_environment(environment)
+    switch = KillSwitch.objects.select_for_update().get(pk=switch.pk)
+    if switch.released_at is not None:
+        return switch
+    switch.released_at, switch.released_by, switch.release_reason = timezone.now(), actor, reason
+    switch.save()
+    if switch.scope == KillSwitchScope.ENVIRONMENT:
+        environment.kill_switch_engaged = False
+        environment.kill_switch_engaged_at = None
+        environment.kill_switch_engaged_by = None
+        environment.kill_switch_reason = ""
+    environment.flags_version += 1
+    environment.save(update_fields=ENVIRONMENT_KILL_SWITCH_FIELDS)
+    audit_record(
+        actor=actor,
+        action=actions.KILL_SWITCH_RELEASE.name,
+        environment=environment,
+        target=target,
+        before={
+            "scope": switch.scope,
+            "kill_switch": switch.pk,
+            "engaged_by": switch.engaged_by.username,
+            "engaged_reason": switch.reason,
+        },
+        after={"released": True},
+        reason=reason,
+    )
+    return switch
+
+
+def environment_rollback(*, actor: User, environment: Environment, reason: str) -> KillSwitchResult:
+    """The big button: the environment kill switch (level-1 rollback: every flag off)."""
+    return kill_switch_engage(
+        actor=actor, environment=environment, scope=KillSwitchScope.ENVIRONMENT, reason=reason
+    )

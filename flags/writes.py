@@ -1,0 +1,46 @@
+"""What every flag write shares: the audit target, the locks, the flags_version bumps that
+tell evaluating processes and boards to reload, and a state as the audit trail records it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import F
+
+from releasecontrol.audit import Target
+from releasecontrol.models import Environment
+
+from .models import Flag, FlagState
+from .rules import StateValue
+
+
+def flag_target(flag: Flag) -> Target:
+    return Target("flag", str(flag.pk), flag.key)
+
+
+def bump_flags_version(environment: Environment) -> None:
+    """Evaluating processes compare this number with their snapshot's."""
+    Environment.objects.filter(pk=environment.pk).update(flags_version=F("flags_version") + 1)
+
+
+def bump_all_flags_versions() -> None:
+    """A change every environment shows (a new flag, its tags, archiving): boards and
+    evaluating processes reload."""
+    Environment.objects.update(flags_version=F("flags_version") + 1)
+
+
+def lock_environment(environment: Environment) -> Environment:
+    """Serialize changes to one environment's flags (kill switches and edits alike).
+
+    FOR NO KEY UPDATE, so that a denial recorded on another connection (its audit row
+    refers to this environment) is not blocked by the lock its own request holds.
+    """
+    return Environment.objects.select_for_update(no_key=True).get(pk=environment.pk)
+
+
+def state_value(state: FlagState) -> StateValue:
+    return StateValue.of(state.mode, state.percentage, state.allowlist)
+
+
+def state_view(state: FlagState) -> dict[str, Any]:
+    return {**state_value(state).as_dict(), "version": state.version}

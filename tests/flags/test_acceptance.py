@@ -1,0 +1,341 @@
+"""Production serves only what people with production rights chose: a boolean's values are
+always true/false, other types need two different values, and a non-boolean flag defined by
+someone without production rights answers FLAG_NOT_FOUND in production until a person with
+those rights accepts its values there (flag_accept)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from flags import evaluation
+from flags.models import Flag, FlagState
+from flags.services import (
+    StaleEdit,
+    environment_rollback,
+    flag_accept,
+    flag_create,
+    flag_state_set,
+    sdk_key_issue,
+)
+from releasecontrol.audit import wait_for_pending_denials
+from releasecontrol.models import AuditEvent, Environment
+
+pytestmark = pytest.mark.django_db
+
+SINGLE = "/ofrep/v1/evaluate/flags/{}"
+BULK = "/ofrep/v1/evaluate/flags"
+EVIL = {"payment_provider": "https://evil.example"}
+GOOD = {"payment_provider": "https://pay.example"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_snapshot(settings):
+    settings.FLAG_SNAPSHOT_MAX_AGE = 0
+    evaluation.store.reset()
+    yield
+    evaluation.store.reset()
+
+
+@pytest.fixture
+def sdk_keys(system_user, environments) -> dict[str, str]:
+    return {
+        slug: sdk_key_issue(actor=system_user, environment=env, name="web").raw
+        for slug, env in environments.items()
+    }
+
+
+def ofrep(client, keys: dict[str, str], environment: str, flag: str | None = None) -> Any:
+    url = SINGLE.format(flag) if flag else BULK
+    body = json.dumps({"context": {"targetingKey": "user-1"}})
+    return client.post(
+        url,
+        data=body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {keys[environment]}",
+    )
+
+
+def bulk_keys(client, keys: dict[str, str], environment: str) -> list[str]:
+    return [f["key"] for f in ofrep(client, keys, environment).json()["flags"]]
+
+
+@pytest.fixture
+def payments(developer) -> Flag:
+    """An object flag a developer defined: its off-value is what every kill switch serves."""
+    return flag_create(
+        actor=developer,
+        key="payments",
+        name="Payments",
+        type="object",
+        on_value=GOOD,
+        off_value=EVIL,
+    )
+
+
+def last_event(**filters) -> AuditEvent | None:
+    return AuditEvent.objects.filter(**filters).order_by("-id").first()
+
+
+# --- The values a flag may have --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "fields"),
+    [
+        ({"on_value": False, "off_value": True}, {"on_value", "off_value"}),
+        ({"on_value": False}, {"on_value"}),
+        ({"off_value": True}, {"off_value"}),
+    ],
+)
+def test_flag_create__boolean_with_other_values__refused_and_nothing_written(
+    developer, values, fields
+):
+    with pytest.raises(ValidationError) as error:
+        flag_create(actor=developer, key="inverted", name="x", **values)
+    assert set(error.value.message_dict) == fields
+    assert not Flag.objects.exists()
+
+
+def test_flag_create__boolean_values_omitted__true_and_false(developer):
+    flag = flag_create(actor=developer, key="plain", name="Plain")
+    assert (flag.on_value, flag.off_value) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("flag_type", "on_value", "off_value"),
+    [
+        ("string", "same", "same"),
+        ("integer", 3, 3),
+        ("float", 1, 1.0),
+        ("object", {"a": 1, "b": 2}, {"b": 2, "a": 1}),
+    ],
+)
+def test_flag_create__same_on_and_off_value__refused(developer, flag_type, on_value, off_value):
+    with pytest.raises(ValidationError) as error:
+        flag_create(
+            actor=developer,
+            key="same",
+            name="x",
+            type=flag_type,
+            on_value=on_value,
+            off_value=off_value,
+        )
+    assert "must differ" in " ".join(error.value.message_dict["off_value"])
+
+
+@pytest.mark.parametrize("missing", ["on_value", "off_value"])
+def test_flag_create__non_boolean_without_a_value__refused_naming_it(developer, missing):
+    values = {"on_value": "a", "off_value": "b"}
+    del values[missing]
+    with pytest.raises(ValidationError) as error:
+        flag_create(actor=developer, key="half", name="x", type="string", **values)
+    assert set(error.value.message_dict) == {missing}
+
+
+def test_evaluation__boolean_row_with_inverted_values__still_true_and_false(
+    client, sdk_keys, developer, release_manager, production
+):
+    """A row written before the rule (or by hand) cannot make production serve `true` off."""
+    flag = flag_create(actor=developer, key="legacy", name="Legacy")
+    Flag.objects.filter(pk=flag.pk).update(on_value=False, off_value=True)
+    assert ofrep(client, sdk_keys, "production", "legacy").json()["value"] is False
+    flag_state_set(
+        actor=release_manager, flag=flag, environment=production, mode="full", reason="go"
+    )
+    assert ofrep(client, sdk_keys, "production", "legacy").json()["value"] is True
+
+
+# --- Who defined it decides whether production serves it -------------------------------------
+
+
+def test_non_boolean_by_a_developer__production_flag_not_found_single_and_bulk(
+    client, sdk_keys, payments
+):
+    response = ofrep(client, sdk_keys, "production", "payments")
+    assert (response.status_code, response.json()["errorCode"]) == (404, "FLAG_NOT_FOUND")
+    assert "payments" not in bulk_keys(client, sdk_keys, "production")
+    # Development and staging serve it as defined.
+    for slug in ("development", "staging"):
+        assert ofrep(client, sdk_keys, slug, "payments").json()["value"] == EVIL
+        assert "payments" in bulk_keys(client, sdk_keys, slug)
+    state = FlagState.objects.get(flag=payments, environment__slug="production")
+    assert state.values_accepted_at is None
+
+
+def test_non_boolean_by_a_developer__kill_switch_engaged__still_flag_not_found(
+    client, sdk_keys, payments, oncall, production
+):
+    """The off-value is what a kill switch serves: an unaccepted one never reaches users."""
+    environment_rollback(actor=oncall, environment=production, reason="incident")
+    response = ofrep(client, sdk_keys, "production", "payments")
+    assert (response.status_code, response.json()["errorCode"]) == (404, "FLAG_NOT_FOUND")
+    assert "payments" not in bulk_keys(client, sdk_keys, "production")
+
+
+@pytest.mark.parametrize("who", ["release_manager", "oncall", "admin_user"])
+def test_non_boolean_by_someone_with_production_rights__accepted_at_creation(
+    request, client, sdk_keys, who
+):
+    author = request.getfixturevalue(who)
+    flag_create(actor=author, key="limits", name="Limits", type="integer", on_value=10, off_value=3)
+    assert ofrep(client, sdk_keys, "production", "limits").json()["value"] == 3
+    state = FlagState.objects.get(flag__key="limits", environment__slug="production")
+    assert (state.values_accepted_by, state.accepted_values) == (author, (10, 3))
+    assert last_event(action="flag.create").after["values_accepted_in"] == ["production"]
+
+
+def test_api__agent_defines_inverted_boolean_or_evil_object__production_never_serves_it(
+    client, sdk_keys, agent, api_token_for, oncall, production
+):
+    """The reproduction: an agent's flag definitions cannot choose what production serves."""
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {api_token_for(agent)}"}
+
+    def create(body: dict) -> Any:
+        return client.post(
+            "/api/v1/flags", data=json.dumps(body), content_type="application/json", **headers
+        )
+
+    inverted = create({"key": "x", "type": "boolean", "on_value": False, "off_value": True})
+    assert inverted.status_code == 400 and "error" in inverted.json()
+    assert not Flag.objects.filter(key="x").exists()
+    created = create({"key": "pay", "type": "object", "on_value": GOOD, "off_value": EVIL})
+    assert created.status_code == 201
+    environment_rollback(actor=oncall, environment=production, reason="incident")
+    assert ofrep(client, sdk_keys, "production", "pay").json()["errorCode"] == "FLAG_NOT_FOUND"
+
+
+# --- Accepting ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["release_manager", "oncall", "admin_user"])
+def test_flag_accept__production_rights__served_audited_with_the_exact_values(
+    request, client, sdk_keys, payments, production, who
+):
+    actor = request.getfixturevalue(who)
+    version_before = Environment.objects.get(pk=production.pk).flags_version
+    state = flag_accept(
+        actor=actor,
+        flag=payments,
+        environment=production,
+        expected_version=1,
+        reason="provider URL checked with payments team",
+    )
+    assert (state.version, state.values_accepted_by, state.accepted_values) == (
+        2,
+        actor,
+        (GOOD, EVIL),
+    )
+    assert Environment.objects.get(pk=production.pk).flags_version > version_before
+    event = last_event(action="flag.accept")
+    assert (event.actor, event.outcome, event.environment_id) == (actor, "ok", "production")
+    assert event.before == {"accepted": None, "version": 1}
+    assert event.after == {"accepted": {"on_value": GOOD, "off_value": EVIL}, "version": 2}
+    assert event.reason == "provider URL checked with payments team"
+    assert ofrep(client, sdk_keys, "production", "payments").json()["value"] == EVIL
+
+
+def test_flag_accept__already_accepted_same_values__idempotent_nothing_recorded(
+    release_manager, payments, production
+):
+    first = flag_accept(
+        actor=release_manager,
+        flag=payments,
+        environment=production,
+        expected_version=1,
+        reason="ok",
+    )
+    events = AuditEvent.objects.count()
+    again = flag_accept(
+        actor=release_manager,
+        flag=payments,
+        environment=production,
+        expected_version=1,
+        reason="ok",
+    )
+    assert again.version == first.version == 2
+    assert AuditEvent.objects.count() == events
+
+
+def test_flag_accept__stale_version__409_and_nothing_accepted(
+    release_manager, payments, production
+):
+    flag_state_set(
+        actor=release_manager, flag=payments, environment=production, mode="shadow", reason="dark"
+    )
+    with pytest.raises(StaleEdit):
+        flag_accept(
+            actor=release_manager,
+            flag=payments,
+            environment=production,
+            expected_version=1,
+            reason="ok",
+        )
+    assert FlagState.objects.get(flag=payments, environment=production).values_accepted_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("who", ["developer", "agent", "auditor", "outsider", "system_user"])
+def test_flag_accept__without_production_rights__refused_and_denial_audited(
+    request, payments, production, who
+):
+    actor = request.getfixturevalue(who)
+    with pytest.raises(PermissionDenied):
+        flag_accept(
+            actor=actor,
+            flag=payments,
+            environment=production,
+            expected_version=1,
+            reason="looks fine to me",
+        )
+    wait_for_pending_denials()
+    denied = last_event(action="flag.accept")
+    assert (denied.actor, denied.outcome) == (actor, "denied")
+    assert denied.after["requested"]["off_value"] == EVIL
+    assert FlagState.objects.get(flag=payments, environment=production).values_accepted_at is None
+
+
+def test_flag_accept__without_reason__400(release_manager, payments, production):
+    with pytest.raises(ValidationError) as error:
+        flag_accept(
+            actor=release_manager,
+            flag=payments,
+            environment=production,
+            expected_version=1,
+            reason=" ",
+        )
+    assert "reason" in error.value.message_dict
+
+
+def test_flag_accept__boolean_or_outside_production__400_nothing_to_accept(
+    release_manager, payments, production, staging
+):
+    boolean = flag_create(actor=release_manager, key="plain", name="Plain")
+    for flag, environment in ((boolean, production), (payments, staging)):
+        with pytest.raises(ValidationError, match="Nothing to accept"):
+            flag_accept(
+                actor=release_manager,
+                flag=flag,
+                environment=environment,
+                expected_version=1,
+                reason="ok",
+            )
+
+
+def test_flag_accept__values_changed_since__acceptance_no_longer_counts(
+    client, sdk_keys, release_manager, payments, production
+):
+    """Acceptance is of exact values: other values (however they came) are not served."""
+    flag_accept(
+        actor=release_manager,
+        flag=payments,
+        environment=production,
+        expected_version=1,
+        reason="ok",
+    )
+    Flag.objects.filter(pk=payments.pk).update(off_value={"payment_provider": "https://other"})
+    Environment.objects.filter(pk=production.pk).update(flags_version=999)
+    assert ofrep(client, sdk_keys, "production", "payments").json()["errorCode"] == "FLAG_NOT_FOUND"
