@@ -25,8 +25,14 @@ TAG_PATTERN = re.compile(r"^[-a-zA-Z0-9_]{1,50}$")
 
 
 def split_list(text: str) -> list[str]:
-    """One entry a line or comma-separated; blanks dropped."""
+    """Tags: one a line or comma-separated (a tag holds no comma); blanks dropped."""
     return [part.strip() for part in _LIST_SEPARATORS.split(text or "") if part.strip()]
+
+
+def split_lines(text: str) -> list[str]:
+    """Allowlists: one targeting key a line, exactly (a key may hold a comma: `tenant,42`);
+    surrounding spaces and blank lines dropped."""
+    return [line.strip() for line in (text or "").split("\n") if line.strip()]
 
 
 def parse_value(raw: str, flag_type: str) -> Any:
@@ -141,7 +147,7 @@ class FlagStateForm(forms.Form):
 
     def clean_allowlist(self) -> list[str]:
         try:
-            return clean_allowlist(split_list(self.cleaned_data["allowlist"]))
+            return clean_allowlist(split_lines(self.cleaned_data["allowlist"]))
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
 
@@ -150,7 +156,11 @@ class StateRestoreForm(forms.Form):
     """Bring back the state an audit event shows: its result, or for a kill switch the
     state it turned off. `version` is the current state the page showed (stale -> 409)."""
 
-    event = forms.IntegerField(min_value=1)
+    event = forms.IntegerField(min_value=1, max_value=2**63 - 1)
+    # "" the event's own choice (a change's result, a kill switch's before), or either side.
+    side = forms.ChoiceField(
+        choices=[("", "default"), ("before", "before"), ("after", "after")], required=False
+    )
     version = forms.IntegerField(min_value=0, required=False)
     reason = forms.CharField(required=False, max_length=2000)
     confirmed = forms.BooleanField(required=False)
@@ -165,4 +175,11 @@ class KillSwitchEngageForm(forms.Form):
 
 
 class KillSwitchReleaseForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=2000)
+
+
+class FlagAcceptForm(forms.Form):
+    """Accepting a flag's values in production: the version the page showed, and why."""
+
+    version = forms.IntegerField(min_value=0, required=False)
     reason = forms.CharField(required=False, max_length=2000)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from django.db.models import Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.http import Http404
 
 from releasecontrol.audit.selectors import AuditFilter, audit_events
@@ -154,6 +155,39 @@ def recorded_state(event: AuditEvent, flag: Flag, *, side: str = "after") -> dic
     else:
         return None
     return state if isinstance(state, dict) and "mode" in state else None
+
+
+LIVE_MODES = ("full", "percentage", "allowlist", "shadow")
+
+
+@dataclass(frozen=True)
+class EnvironmentFlags:
+    """What the dashboard says of one environment's flags."""
+
+    switches: list[KillSwitch]  # every engaged kill switch there, any scope, earliest first
+    live: list[tuple[str, int]]  # (mode, how many unarchived flags are in it), LIVE_MODES order
+
+
+def environment_flags_summary(environments: Sequence[Environment]) -> dict[int, EnvironmentFlags]:
+    """Per environment, in two queries whatever the number of flags and switches."""
+    switches: dict[int, list[KillSwitch]] = {env.pk: [] for env in environments}
+    for switch in engaged_kill_switches().order_by("engaged_at", "pk"):
+        switches.setdefault(switch.environment_id, []).append(switch)
+    counts: dict[tuple[int, str], int] = {}
+    for row in (
+        FlagState.objects.filter(flag__archived=False, mode__in=LIVE_MODES)
+        .values("environment_id", "mode")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        counts[(row["environment_id"], row["mode"])] = row["n"]
+    return {
+        env.pk: EnvironmentFlags(
+            switches=switches.get(env.pk, []),
+            live=[(mode, counts.get((env.pk, mode), 0)) for mode in LIVE_MODES],
+        )
+        for env in environments
+    }
 
 
 class NotRestorable(Exception):

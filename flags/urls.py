@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import action_views, views
 
 app_name = "flags"
 
@@ -11,15 +11,16 @@ STATE = "flags/<str:key>/environments/<slug:environment>/"
 urlpatterns = [
     path("flags/", views.board, name="board"),
     path("flags/new", views.flag_create, name="create"),
-    path("flags/kill-switches/engage", views.kill_switch_engage, name="kill_switch_engage"),
+    path("flags/kill-switches/engage", action_views.kill_switch_engage, name="kill_switch_engage"),
     path(
         "flags/kill-switches/<int:pk>/release",
-        views.kill_switch_release,
+        action_views.kill_switch_release,
         name="kill_switch_release",
     ),
     path("flags/<str:key>/", views.flag_detail, name="detail"),
     path(STATE, views.state_set, name="state_set"),
     path(STATE + "edit", views.state_edit, name="state_edit"),
     path(STATE + "cell", views.state_cell, name="state_cell"),
-    path(STATE + "restore", views.state_restore, name="state_restore"),
+    path(STATE + "restore", action_views.state_restore, name="state_restore"),
+    path(STATE + "accept", views.state_accept, name="state_accept"),
 ]

@@ -8,13 +8,16 @@ from django.views.decorators.http import require_GET
 
 from . import selectors
 from .api import api_endpoint
+from .dashboard import dashboard_sections_for
 
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     my_roles = selectors.roles_by_environment_for_user(request.user)
+    environments = list(selectors.environment_list())
+    sections = dashboard_sections_for(environments)
     context = {
-        "cards": [(env, my_roles.get(env.slug, [])) for env in selectors.environment_list()],
+        "cards": [(env, my_roles.get(env.slug, []), sections[env.pk]) for env in environments],
     }
     template = "releasecontrol/dashboard.html"
     if request.htmx:

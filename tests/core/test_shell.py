@@ -37,16 +37,16 @@ def test_dashboard__signed_in__shows_the_three_environments_in_order(client, dev
 
 
 def test_dashboard__kill_switch_engaged__the_card_says_so(client, oncall, production):
-    Environment.objects.filter(pk=production.pk).update(
-        kill_switch_engaged=True, kill_switch_engaged_by=oncall
-    )
+    from flags.services import environment_rollback
+
+    environment_rollback(actor=oncall, environment=production, reason="errors at 4%")
     client.force_login(oncall)
 
     response = client.get("/")
 
     assert "ENGAGED" in card_html(response.content, "production")
     assert "omar" in card_html(response.content, "production")
-    assert "released" in card_html(response.content, "staging")
+    assert "none engaged" in card_html(response.content, "staging")
 
 
 def test_dashboard__htmx_request__only_the_environments_partial(client, developer):
@@ -67,8 +67,9 @@ def test_dashboard__queries__fixed_however_many_environments_and_grants(
     client.force_login(developer)
     client.get("/")  # warm the session
 
-    # session, user, the user's role grants, environments, the monitor's heartbeat
-    with django_assert_max_num_queries(5):
+    # session, user, the user's role grants, environments, the monitor's heartbeat, and the
+    # flags section: engaged kill switches, live flags per mode
+    with django_assert_max_num_queries(7):
         small = client.get("/")
 
     for n in range(5):
@@ -77,7 +78,7 @@ def test_dashboard__queries__fixed_however_many_environments_and_grants(
         Environment.objects.filter(pk=extra.pk).update(
             kill_switch_engaged=True, kill_switch_engaged_by=system_user
         )
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(7):
         big = client.get("/")
 
     assert len(cards(big.content)) == len(cards(small.content)) + 5

@@ -307,11 +307,14 @@ def test_board__edit_partial__opens_the_editor_with_the_version(client, develope
     assert "pilot-1\npilot-2" in html
 
 
-def test_board__edit_partial__without_the_role_warns_before_saving(client, developer, concierge):
+def test_board__edit_partial__without_the_role_read_only_before_any_edit(
+    client, developer, concierge
+):
     client.force_login(developer)
     html = client.get("/flags/ai-concierge/environments/production/edit", **HTMX).content.decode()
-    assert "Your roles do not allow changing flags here" in html
-    assert "Review change" in html  # production edits go through a confirmation
+    assert "Read-only for you: dev has no role that may change a flag&#x27;s state" in html
+    assert "A release manager or on-call makes production changes." in html
+    assert 'data-testid="editor"' not in html and "Review change" not in html
 
 
 def test_board__edit_without_htmx__a_whole_page_with_a_plain_form(client, developer, concierge):
