@@ -1,6 +1,6 @@
 """The flag board in a real Chromium: a developer flips staging in place (and the board follows
 others' changes without disturbing an open editor), a release manager takes production to 10%
-through the confirmation, an agent is refused on production and the refusal is audited.
+through the confirmation, and the developer finds production read-only before typing anything.
 
 Set E2E_SCREENSHOTS=/some/dir to keep screenshots of the board and the confirmation.
 """
@@ -46,8 +46,8 @@ def _open_editor(page: Page, key: str, environment: str) -> None:
     expect(cell.get_by_test_id("editor")).to_be_visible()
 
 
-def test_flag_board__developer_release_manager_agent__flip_confirm_refuse(
-    page: Page, live_server, developer, release_manager, agent
+def test_flag_board__developer_release_manager__flip_confirm_read_only(
+    page: Page, live_server, developer, release_manager
 ) -> None:
     _seed(release_manager)
     staging = Environment.objects.get(slug="staging")
@@ -96,6 +96,8 @@ def test_flag_board__developer_release_manager_agent__flip_confirm_refuse(
     cell = page.get_by_test_id("cell-ai-concierge-production")
     cell.get_by_test_id("mode").select_option("percentage")
     cell.get_by_test_id("percentage").fill("10")
+    # static/js/board.js keeps the slider with the number (no inline handler).
+    expect(cell.get_by_test_id("percentage-slider")).to_have_value("10")
     cell.get_by_test_id("save").click()
     summary = cell.get_by_test_id("confirm-summary")
     expect(summary).to_have_text(
@@ -112,23 +114,15 @@ def test_flag_board__developer_release_manager_agent__flip_confirm_refuse(
     assert (event.actor, event.outcome) == (release_manager, "ok")
     assert event.reason == "Stage 1 of the concierge rollout; error rate flat"
 
-    # An agent account tries a production change: refused in the cell, and audited.
-    sign_in(page, live_server.url, agent)
+    # A developer sees production read-only before typing anything: no editor opens.
+    sign_in(page, live_server.url, developer)
     page.goto(live_server.url + "/flags/")
-    _open_editor(page, "ai-concierge", "production")
     cell = page.get_by_test_id("cell-ai-concierge-production")
-    cell.get_by_test_id("mode").select_option("full")
-    cell.get_by_test_id("save").click()
-    cell.get_by_test_id("reason").fill("CI says the canary is healthy")
-    cell.get_by_role("button", name="Apply to production").click()
-    notice = cell.get_by_test_id("notice")
-    expect(notice).to_be_visible()
-    expect(notice).to_contain_text("Refused: agent accounts may prepare and request production")
-    expect(notice).to_contain_text("recorded in the audit trail")
-    screenshot(page, "agent-refused")
+    expect(cell.get_by_test_id("read-only")).to_contain_text("read-only")
+    cell.get_by_test_id("read-only").click()
+    page.wait_for_timeout(500)
+    expect(cell.get_by_test_id("editor")).to_have_count(0)
+    screenshot(page, "developer-read-only")
     flag_state.refresh_from_db()
     assert (flag_state.mode, flag_state.percentage) == ("percentage", 10)
-    denied = AuditEvent.objects.get(actor=agent, outcome="denied")
-    assert (denied.action, denied.environment_id) == ("flag.state.set", "production")
-    assert denied.after["requested"]["mode"] == "full"
-    assert denied.reason == "CI says the canary is healthy"
+    assert not AuditEvent.objects.filter(actor=developer, outcome="denied").exists()
