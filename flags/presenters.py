@@ -297,6 +297,7 @@ ACTION_LABELS = {
     "killswitch.release": "Kill switch released",
     "flag.update": "Edited the description",
     "flag.archive": "Archived or unarchived",
+    "flag.accept": "Accepted the values",
 }
 
 
@@ -341,6 +342,17 @@ def history_row(event: AuditEvent, flag: Flag) -> HistoryRow:
             result="off",
             restore_to=previous,
             restore_label="Restore the state before",
+        )
+    if event.action == "flag.accept":
+        accepted = after.get("accepted") if isinstance(after.get("accepted"), dict) else {}
+        return HistoryRow(
+            event,
+            label,
+            [
+                f"on {value_text(accepted.get('on_value'))}",
+                f"off {value_text(accepted.get('off_value'))}",
+            ],
+            result="served in this environment",
         )
     if event.action == "flag.create":
         tags = ", ".join(after.get("tags") or []) or "none"

@@ -335,3 +335,19 @@ def test_dashboard__many_flags_and_switches__same_number_of_queries(
     with django_assert_num_queries(len(few)):
         html = client.get("/").content
     assert card(html, "production").count("ENGAGED") == 2
+
+
+def test_flag_history__acceptance__listed_with_the_exact_values(
+    client, release_manager, payments, production
+):
+    services.flag_accept(
+        actor=release_manager,
+        flag=payments,
+        environment=production,
+        expected_version=1,
+        reason="checked",
+    )
+    client.force_login(release_manager)
+    html = client.get("/flags/payments/?tab=history").content.decode()
+    row = html[html.index("Accepted the values") :][:600]
+    assert "https://pay.example" in row and "https://evil.example" in row
