@@ -204,7 +204,7 @@ def state_accept(request: HttpRequest, key: str, environment: str) -> HttpRespon
     """Accept a non-boolean flag's values in production: a confirmation naming the exact
     values and asking a reason (GET, or a POST without one), then flag_accept."""
     cell = cell_for(request.user, key, environment)
-    form = FlagAcceptForm(request.POST or None)
+    form = FlagAcceptForm(request.POST if request.method == "POST" else None)
     accept = {"version": cell.version, "reason": "", "error": ""}
     if request.method == "GET" or not form.is_valid():
         if not cell.values_pending:
