@@ -20,6 +20,7 @@ MAX_JSON_DEPTH = 64
 # Beyond this many digits an integer is outside a 64-bit float's range (about 1.8e308).
 MAX_INTEGER_DIGITS = 309
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+_LONG_DIGITS = re.compile(rf"\d{{{MAX_INTEGER_DIGITS + 1}}}")
 
 
 class InvalidInput(ValueError):
@@ -83,16 +84,30 @@ def json_loads_strict(data: bytes | str, *, where: str = "the JSON") -> Any:
     \\u escapes), NaN, Infinity, numbers outside a float's range and nesting deeper than
     MAX_JSON_DEPTH; json.JSONDecodeError (also a ValueError) for text that is not JSON.
     """
-    text = decode_utf8(data, where) if isinstance(data, bytes) else check_text(data, where)
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")  # strict: no encoded surrogates either
+        except UnicodeDecodeError:
+            raise InvalidInput(where, "is not valid UTF-8: send UTF-8 text") from None
+    else:
+        text = check_text(data, where)
+    long_numbers = _LONG_DIGITS.search(text) is not None
     try:
         value = json.loads(
-            text, parse_float=_float, parse_int=_int, parse_constant=_refuse_constant
+            text,
+            parse_float=_float,
+            parse_int=_int if long_numbers else None,
+            parse_constant=_refuse_constant,
         )
     except RecursionError:
         raise InvalidInput(where, f"is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except InvalidInput as error:
         raise InvalidInput(where, error.problem, text=error.text) from None
-    check_json_value(value, where)
+    # The common case stays cheap: a raw NUL is not JSON (json.loads refuses control
+    # characters), so NUL and surrogates can only come from \u escapes; and a text with at
+    # most MAX_JSON_DEPTH brackets cannot nest deeper.
+    if "\\u" in text or text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        check_json_value(value, where)
     return value
 
 
