@@ -6,7 +6,6 @@ decide everything else (policy, kill switches, versions, the production reason).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
@@ -16,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
 from releasecontrol.models import Environment
+from releasecontrol.validation import json_loads_strict
 
 from .models import FLAG_KEY_HELP, FLAG_KEY_PATTERN, Flag, FlagType, KillSwitchScope, Mode, Tag
 from .rules import clean_allowlist
@@ -57,7 +57,7 @@ def parse_value(raw: str, flag_type: str) -> Any:
         return value
     if flag_type == FlagType.OBJECT:
         try:
-            value = json.loads(raw)
+            value = json_loads_strict(raw, where="the value")
         except ValueError as exc:
             raise ValueError(f'type a JSON object, e.g. {{"limit": 3}} ({exc})') from None
         if not isinstance(value, dict):

@@ -59,6 +59,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the request: NUL, lone surrogates, invalid UTF-8, NaN, deep JSON
+    # and oversized bodies are refused here (400/413), for OFREP and the API too.
+    "releasecontrol.middleware.InputValidationMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "releasecontrol.middleware.RequestContextMiddleware",
     # OFREP (SDK keys, no cookies) is answered here, without the page middleware below;
@@ -102,7 +105,16 @@ DATABASES = {
         "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'releasecontrol.sqlite3'}"
     ),
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+# Django's backends plus the audit trail's connection behaviour: a refusal's `denied` event
+# is written once the refused transaction has ended (releasecontrol/db.py).
+_BACKENDS = {
+    "django.db.backends.postgresql": "releasecontrol.backends.postgresql",
+    "django.db.backends.sqlite3": "releasecontrol.backends.sqlite3",
+}
+if DATABASES["default"]["ENGINE"] not in _BACKENDS:
+    raise ImproperlyConfigured("DATABASE_URL must be a postgres:// or sqlite:/// URL.")
+DATABASES["default"]["ENGINE"] = _BACKENDS[DATABASES["default"]["ENGINE"]]
+if DATABASES["default"]["ENGINE"] == "releasecontrol.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers work while the worker writes; IMMEDIATE takes the write
@@ -218,6 +230,13 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": MONITOR_HEARTBEAT_INTERVAL},
     },
 }
+
+# --- Request size ----------------------------------------------------------------
+# Larger bodies answer 413 (releasecontrol.middleware.InputValidationMiddleware); nothing
+# here takes file uploads.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env.int("DATA_UPLOAD_MAX_NUMBER_FIELDS", default=1000)
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
 # --- API tokens -----------------------------------------------------------------
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)

@@ -1,11 +1,31 @@
 """Shared fixtures: one account per role (granted through the real service), an agent,
-an outsider."""
+an outsider. And the flush between transactional tests, the only place where the audit
+trigger's bypass is on."""
 
+import contextlib
 import os
 
 import pytest
+from django.db import connections
+from django.test import TransactionTestCase
+
+from tests.audit_bypass import audit_maintenance
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # live_server + ORM in browser tests
+
+_flush_after_test = TransactionTestCase._fixture_teardown
+
+
+def _flush_past_the_audit_trigger(self) -> None:
+    """pytest-django's transactional teardown (and Django's) flushes every table with
+    TRUNCATE, which the audit trigger refuses: switch the bypass on for that flush alone."""
+    with contextlib.ExitStack() as stack:
+        for alias in self._databases_names(include_mirrors=False):
+            stack.enter_context(audit_maintenance(connections[alias]))
+        _flush_after_test(self)
+
+
+TransactionTestCase._fixture_teardown = _flush_past_the_audit_trigger
 
 
 @pytest.fixture(scope="session")

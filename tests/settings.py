@@ -1,5 +1,6 @@
-"""Test settings: the application's settings plus the test database's way past the audit
-trigger, which production connections never have (see releasecontrol/db.py)."""
+"""Test settings: the application's settings, a fast password hasher. The audit trigger's
+bypass is not here: tests/conftest.py switches it on around the flush between transactional
+tests only, so the code under test always meets the live trigger."""
 
 import os
 
@@ -9,9 +10,5 @@ os.environ.setdefault("ALLOW_PLAIN_HTTP", "1")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 
 from releasecontrol.settings import *  # noqa: F403
-from releasecontrol.settings import DATABASES
-
-for _database in DATABASES.values():
-    _database["AUDIT_MAINTENANCE"] = True
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

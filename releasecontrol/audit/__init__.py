@@ -10,22 +10,31 @@ IMMEDIATE).
 
 from __future__ import annotations
 
-import contextvars
 import datetime as dt
 import hashlib
 import json
 import logging
-import threading
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, connections, models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
-from ..context import current_request_context
+from ..context import (
+    RequestContext,
+    current_request_context,
+    normalise_client_ip,
+    reset_request_context,
+    set_request_context,
+)
+from ..db import caller_transaction_open
 from ..models import AuditEvent, Environment, Outcome, User
+from ..validation import text_problem
 
 logger = logging.getLogger(__name__)
 
@@ -53,23 +62,54 @@ HASHED_FIELDS = (
 EXPORT_FIELDS = ("id", *HASHED_FIELDS, "prev_hash", "hash")
 
 
-def _as_stored(value: Any) -> Any:
-    # PostgreSQL's jsonb writes a float like 1e+16 back as the integer 10000000000000000; such
-    # floats are whole numbers, so store them as the integer in the first place.
-    if isinstance(value, float) and "e+" in repr(value):
-        return int(value)
+def _as_stored(value: Any, where: str) -> Any:
+    """What PostgreSQL's jsonb gives back for a JSON value: hash what is stored."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value} cannot be recorded (JSON has no NaN or Infinity)")
+        if value == 0:
+            return 0.0  # jsonb's numbers have no negative zero
+        text = repr(value)
+        if "e+" in text:
+            # jsonb writes 1e+16 back as the integer 10000000000000000, exactly the decimal
+            # that was sent (not the float's binary value).
+            return int(Decimal(text))
+        return value
+    if isinstance(value, str):
+        return _text(value, where)
     if isinstance(value, list):
-        return [_as_stored(item) for item in value]
+        return [_as_stored(item, where) for item in value]
     if isinstance(value, dict):
-        return {key: _as_stored(item) for key, item in value.items()}
+        return {_text(key, where): _as_stored(item, where) for key, item in value.items()}
     return value
 
 
-def _json_value(value: Any) -> Any:
+def _text(value: str, where: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        # Refused at the edge already (releasecontrol.validation): reaching here is a bug.
+        raise ValueError(f"{where} cannot be recorded: it {problem}")
+    return value
+
+
+def _json_value(value: Any, where: str) -> Any:
     """What a JSON column gives back for this value: hash what is stored, not what was passed."""
     if value is None:
         return None
-    return _as_stored(json.loads(json.dumps(value, cls=DjangoJSONEncoder)))
+    try:
+        text = json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False)
+    except ValueError as error:
+        raise ValueError(f"{where} cannot be recorded: {error}") from None
+    return _as_stored(json.loads(text), where)
+
+
+def _client_ip(value: str | None) -> str | None:
+    if value is None:
+        return None
+    address = normalise_client_ip(value)
+    if address is None:
+        raise ValueError(f"client_ip {value!r} is not an IP address")
+    return address
 
 
 def format_time(value: dt.datetime) -> str:
@@ -125,19 +165,6 @@ def chain_lock_held() -> bool:
         return cursor.fetchone() is not None
 
 
-def _own_transaction_may_block_write() -> bool:
-    """True when a write on another connection could wait for this open transaction: it
-    holds the chain lock, or it has written or locked rows (FOR UPDATE on the actor or the
-    environment an event refers to blocks the foreign-key check of that write)."""
-    if chain_lock_held():
-        return True
-    if not connection.in_atomic_block:
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT txid_current_if_assigned() IS NOT NULL")
-        return cursor.fetchone()[0]
-
-
 @dataclass(frozen=True)
 class Target:
     """What an action was about: a flag, a release, a request, a user, a token..."""
@@ -178,18 +205,18 @@ def audit_record(
             created_at=max(now, last_time) if last_time else now,
             actor=actor,
             actor_kind=actor.kind,
-            actor_name=actor.get_username(),
-            action=action,
+            actor_name=_text(actor.get_username(), "actor_name"),
+            action=_text(action, "action"),
             outcome=outcome,
             environment_id=environment.slug if environment is not None else None,
-            target_type=target.type if target else "",
-            target_id=target.id if target else "",
-            target_name=(target.name if target else "")[:200],
-            before=_json_value(before),
-            after=_json_value(after),
-            reason=reason,
-            request_id=request_context.request_id,
-            client_ip=request_context.client_ip,
+            target_type=_text(target.type if target else "", "target_type"),
+            target_id=_text(target.id if target else "", "target_id"),
+            target_name=_text((target.name if target else "")[:200], "target_name"),
+            before=_json_value(before, "before"),
+            after=_json_value(after, "after"),
+            reason=_text(reason, "reason"),
+            request_id=_text(request_context.request_id, "request_id"),
+            client_ip=_client_ip(request_context.client_ip),
             prev_hash=last_hash,
         )
         event.hash = chain_hash(event.prev_hash, canonical_fields(event))
@@ -199,52 +226,69 @@ def audit_record(
 
 # --- Denials ------------------------------------------------------------------------
 
-_pending_lock = threading.Lock()
-_pending: list[threading.Thread] = []
+
+class DenialUnwritable(RuntimeError):
+    """A refusal whose `denied` event could not be recorded: the request fails loudly.
+
+    Not a DatabaseError, so no transaction machinery mistakes it for one and swallows it."""
+
+
+@dataclass(frozen=True)
+class PendingDenial:
+    event: dict[str, Any]
+    context: RequestContext
+
+    def describe(self) -> str:
+        actor = self.event.get("actor")
+        environment = self.event.get("environment")
+        return (
+            f"actor={getattr(actor, 'username', actor)!r} action={self.event.get('action')!r}"
+            f" environment={getattr(environment, 'slug', environment)!r}"
+            f" request_id={self.context.request_id!r}"
+        )
 
 
 def audit_record_denial(**kwargs: Any) -> None:
     """Record a refusal so that it stays committed although the caller's transaction rolls back.
 
-    The event is written on a connection of its own (another thread). When this
-    request's transaction already holds the chain lock or has locked rows, waiting for
-    that write could deadlock, so it completes as soon as the transaction ends instead.
+    Outside a transaction the `denied` event is written at once. Inside one it is kept on the
+    connection and written, in a transaction of its own, as soon as the caller's outermost
+    transaction has ended, committed or rolled back (releasecontrol/db.py): the rollback cannot
+    take it along, the chain lock and the row locks that transaction held are released by then
+    (nothing to deadlock with), and no thread is involved. A denial that cannot be written
+    raises DenialUnwritable there, failing the request.
     """
     kwargs["outcome"] = Outcome.DENIED
-    context = contextvars.copy_context()
-    failures: list[BaseException] = []
-    thread = threading.Thread(
-        target=context.run, args=(_write_on_own_connection, kwargs, failures), name="audit-denial"
-    )
-    thread.start()
-    if _own_transaction_may_block_write():
-        with _pending_lock:
-            _pending.append(thread)
+    denial = PendingDenial(kwargs, current_request_context())
+    if not caller_transaction_open(connection):
+        write_denials([denial])
         return
-    thread.join()
+    pending = getattr(connection, "pending_denials", None)
+    if pending is None:
+        raise ImproperlyConfigured(
+            "The database backend must be one of releasecontrol.backends (settings.DATABASES):"
+            " without it a refusal inside a transaction could not be recorded."
+        )
+    pending.append(denial)
+
+
+def write_denials(denials: list[PendingDenial]) -> None:
+    """Write each denial in a transaction of its own; raise DenialUnwritable if any failed."""
+    failures = []
+    for denial in denials:
+        token = set_request_context(denial.context)
+        try:
+            with transaction.atomic():
+                audit_record(**denial.event)
+        except Exception as error:
+            logger.exception("audit.denial_unwritable: %s", denial.describe())
+            failures.append(error)
+        finally:
+            reset_request_context(token)
     if failures:
-        # The other connection could not see what the event refers to (an actor made in
-        # this very transaction): record it here rather than lose it.
-        audit_record(**kwargs)
-
-
-def _write_on_own_connection(kwargs: dict[str, Any], failures: list[BaseException]) -> None:
-    try:
-        with transaction.atomic():
-            audit_record(**kwargs)
-    except Exception as error:
-        failures.append(error)
-        logger.warning("audit.denial_deferred_write_failed: %s", error)
-    finally:
-        connections.close_all()
-
-
-def wait_for_pending_denials(timeout: float = 30.0) -> None:
-    """Block until denials deferred behind a transaction are written (tests, command exit)."""
-    with _pending_lock:
-        threads, _pending[:] = list(_pending), []
-    for thread in threads:
-        thread.join(timeout)
+        raise DenialUnwritable(
+            f"A refusal could not be recorded in the audit trail: {failures[0]}"
+        ) from failures[0]
 
 
 # --- Verification ------------------------------------------------------------------

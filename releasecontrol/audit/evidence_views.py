@@ -22,7 +22,7 @@ from ..models import AuditVerification, Environment
 from ..policy import authorize, decide, get_action
 from . import Target
 from .packs import audit_pack_build, kill_switch_events, kill_switch_window
-from .selectors import AuditFilter
+from .selectors import MAX_EVENT_ID, AuditFilter, event_id_or_none
 from .verification import audit_verification_start
 
 VERIFY = "audit/verify.html"
@@ -60,8 +60,12 @@ def _wants_partial(request: HttpRequest) -> bool:
 
 
 class VerifyForm(forms.Form):
-    from_id = forms.IntegerField(required=False, min_value=1, label="From event #")
-    to_id = forms.IntegerField(required=False, min_value=1, label="To event #")
+    from_id = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_EVENT_ID, label="From event #"
+    )
+    to_id = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_EVENT_ID, label="To event #"
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -150,8 +154,9 @@ class PackForm(forms.Form):
         # The recent ones, and the one asked for (a link from an older event's page).
         events = list(kill_switch_events())
         asked = (self.data or self.initial).get("kill_switch_event")
-        if asked and str(asked).isdigit() and all(e.pk != int(asked) for e in events):
-            events += list(kill_switch_events(event_id=int(asked)))
+        asked_id = event_id_or_none(asked) if asked else None
+        if asked_id is not None and all(e.pk != asked_id for e in events):
+            events += list(kill_switch_events(event_id=asked_id))
         self.fields["kill_switch_event"].choices = [("", "—")] + [
             (
                 e.pk,

@@ -16,6 +16,23 @@ from django.utils.dateparse import parse_date, parse_datetime
 from ..models import AuditEvent, Outcome, UserKind
 
 PAGE_SIZE = 50
+# Event ids are PostgreSQL bigints: anything beyond cannot name an event (and cannot be sent
+# to the database as one).
+MAX_EVENT_ID = 2**63 - 1
+
+
+def event_id_or_none(raw: object) -> int | None:
+    """An event id (1..MAX_EVENT_ID) written in ASCII digits, else None."""
+    text = str(raw).strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_EVENT_ID else None
+
+
+# Times outside these years name no event, and some (9999-12-31T23:59-14:00) are not even
+# a time in UTC.
+FIRST_YEAR, LAST_YEAR = 1970, 9998
 
 
 def _parse_time(value: str, *, end_of_day: bool) -> dt.datetime:
@@ -30,6 +47,12 @@ def _parse_time(value: str, *, end_of_day: bool) -> dt.datetime:
             raise ValueError(value)
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, dt.UTC)
+    try:
+        year = parsed.astimezone(dt.UTC).year
+    except OverflowError:
+        year = 0
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(value)
     return parsed
 
 
@@ -58,7 +81,10 @@ class AuditFilter:
                 try:
                     values[name] = _parse_time(raw, end_of_day=name == "until")
                 except ValueError:
-                    errors[name] = f"{raw!r} is not a date (2026-11-21) or an ISO 8601 time"
+                    errors[name] = (
+                        f"{raw[:40]!r} is not a date (2026-11-21) or an ISO 8601 time"
+                        f" between {FIRST_YEAR} and {LAST_YEAR}"
+                    )
         for name in ("environment", "actor", "action", "target_type", "target_id"):
             values[name] = (params.get(name) or "").strip()
         kind = (params.get("actor_kind") or "").strip()

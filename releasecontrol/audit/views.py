@@ -20,7 +20,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
@@ -32,7 +32,14 @@ from ..selectors import environment_list
 from . import GENESIS_HASH, canonical_fields, chain_hash
 from .charts import activity_by_day, chart_figures, chart_totals, chart_window
 from .export import audit_export_open
-from .selectors import FILTER_FIELDS, AuditFilter, AuditPage, audit_page
+from .selectors import (
+    FILTER_FIELDS,
+    MAX_EVENT_ID,
+    AuditFilter,
+    AuditPage,
+    audit_page,
+    event_id_or_none,
+)
 
 EXPLORER = "audit/explorer.html"
 NAV_CACHE_SECONDS = 60
@@ -100,10 +107,10 @@ def _before(request: HttpRequest, errors: dict[str, list[str]]) -> int | None:
     raw = request.GET.get("before", "").strip()
     if not raw:
         return None
-    if raw.isdigit():
-        return int(raw)
-    errors["before"] = [f"{raw!r} is not an event id"]
-    return None
+    before = event_id_or_none(raw)
+    if before is None:
+        errors["before"] = [f"{raw[:40]!r} is not an event id (1 to {MAX_EVENT_ID})"]
+    return before
 
 
 def _filter_context(form: FilterForm, environments: list[Environment]) -> dict[str, Any]:
@@ -130,11 +137,18 @@ class EventRow:
 
 
 def target_url(event: AuditEvent) -> str | None:
-    """Where the thing an event was about lives in the dashboard, if it has a page."""
-    if event.target_type == "flag" and event.target_name:
-        return reverse("flags:detail", args=[event.target_name])
-    if event.target_type == "environment" and event.target_name:
-        return reverse("environment_detail", args=[event.target_name])
+    """Where the thing an event was about lives in the dashboard, if it has a page.
+
+    Events also record what was refused, whatever its name (a key no flag could have, like
+    `x/y`): such a name has no page, and is shown as plain text.
+    """
+    try:
+        if event.target_type == "flag" and event.target_name:
+            return reverse("flags:detail", args=[event.target_name])
+        if event.target_type == "environment" and event.target_name:
+            return reverse("environment_detail", args=[event.target_name])
+    except NoReverseMatch:
+        return None
     if event.target_type == "tag" and event.target_name:
         return reverse("flags:board") + "?" + urlencode({"tag": event.target_name})
     return None

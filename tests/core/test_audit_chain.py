@@ -8,11 +8,11 @@ import json
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 
 from releasecontrol.audit import Target, audit_record, audit_verify
 from releasecontrol.context import RequestContext, reset_request_context, set_request_context
 from releasecontrol.models import AuditEvent
+from tests.audit_bypass import tamper
 from tests.factories import audit_event
 
 # The event's fields as DESIGN.md and issue 2 list them (the hash fields aside).
@@ -97,10 +97,8 @@ def three_events(system_user):
 
 
 def raw_sql(sql: str, params: list) -> None:
-    # The test database connection carries the audit maintenance bypass (tests/settings.py):
-    # exactly what an attacker with the table owner's rights could do.
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    # Exactly what an attacker with the table owner's rights could do.
+    tamper(sql, params)
 
 
 def test_audit_verify__untouched_chain__is_intact(three_events, capsys):

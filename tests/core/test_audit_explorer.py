@@ -20,7 +20,6 @@ from releasecontrol.audit import (
     GENESIS_HASH,
     Target,
     canonical_json,
-    wait_for_pending_denials,
 )
 from releasecontrol.audit.selectors import AuditFilter, audit_events
 from releasecontrol.audit.views import diff_rows, export_filename
@@ -366,7 +365,6 @@ def test_event_detail__recorded_in_a_request__shows_request_id_and_client_ip(
     # Given a refusal recorded while serving a request
     client.force_login(developer)
     client.get("/audit/export.csv", HTTP_X_REQUEST_ID="req-export-42", REMOTE_ADDR="10.9.8.7")
-    wait_for_pending_denials()
     denied = AuditEvent.objects.filter(action="audit.export", outcome="denied").latest("id")
     client.force_login(auditor)
 
@@ -506,7 +504,6 @@ def test_export__developer__403_and_the_refusal_is_audited(client: Client, devel
     client.force_login(developer)
 
     response = client.get("/audit/export.csv", {"environment": "production"})
-    wait_for_pending_denials()
 
     assert response.status_code == 403
     denied = AuditEvent.objects.filter(action="audit.export").latest("id")

@@ -30,7 +30,7 @@ from flags.services import (
     kill_switch_release,
     state_view,
 )
-from releasecontrol.audit import audit_verify, wait_for_pending_denials
+from releasecontrol.audit import audit_verify
 from releasecontrol.audit.packs import (
     audit_pack_build,
     pack_section_register,
@@ -244,7 +244,6 @@ def test_audit_pack__developer__refused_and_recorded(developer, production):
 
     with pytest.raises(PermissionDenied):
         audit_pack_build(actor=developer, since=now, until=now, environment=production)
-    wait_for_pending_denials()
 
     denied = AuditEvent.objects.get(action="audit.export", outcome="denied")
     assert denied.actor == developer and denied.environment_id == "production"
@@ -476,7 +475,6 @@ def test_pack_page__not_an_auditor__403_and_the_attempt_recorded(client, request
         "/audit/packs/",
         {"environment": "production", "since": "2026-01-01", "until": "2026-01-02"},
     )
-    wait_for_pending_denials()
 
     assert response.status_code == 403
     assert not AuditEvent.objects.filter(action="audit.pack").exists()

@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from playwright.sync_api import Page, expect
 
 from flags import services
-from releasecontrol.audit import canonical_json, wait_for_pending_denials
+from releasecontrol.audit import canonical_json
 from releasecontrol.audit.selectors import AuditFilter, audit_events
 from releasecontrol.models import AuditEvent, Environment, User
 from tests.e2e.browser import screenshot, sign_in
@@ -65,7 +65,6 @@ def _seed(release_manager: User, oncall: User, developer: User, agent: User) -> 
     services.kill_switch_engage(
         actor=oncall, environment=envs["staging"], scope="flag", flag=concierge, reason="errors"
     )
-    wait_for_pending_denials()
 
 
 def test_auditor__filters_production_agent_denials_and_exports_csv__exactly_those_events(

@@ -11,7 +11,6 @@ from django.test import Client
 
 from flags import services
 from flags.models import Flag, FlagState, KillSwitch, Tag
-from releasecontrol.audit import wait_for_pending_denials
 from releasecontrol.models import AuditEvent, Environment
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +29,6 @@ def last_event(**filters) -> AuditEvent:
 
 
 def denial_of(user, action: str) -> AuditEvent:
-    wait_for_pending_denials()
     return AuditEvent.objects.get(actor=user, action=action, outcome="denied")
 
 
@@ -766,7 +764,6 @@ def test_flag_detail__history__diffs_actors_kinds_outcomes_and_restore_buttons(
     )
     client.force_login(agent)
     client.post(PRODUCTION, edit(mode="full", version="1", confirmed="1", reason="go"), **HTMX)
-    wait_for_pending_denials()
     client.force_login(release_manager)
     html = client.get("/flags/ai-concierge/?tab=history").content.decode()
     assert "mode off → allowlist" in html and "allowlist +2 keys" in html

@@ -13,7 +13,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from flags.services import environment_rollback
-from releasecontrol.audit import wait_for_pending_denials
 from releasecontrol.models import Environment, User
 
 
@@ -56,9 +55,6 @@ class Command(BaseCommand):
             raise CommandError(f"{refused} (recorded in the audit trail)") from None
         except ValidationError as invalid:
             raise CommandError(" ".join(invalid.messages)) from None
-        finally:
-            # A refusal is written on its own connection: let it land before we exit.
-            wait_for_pending_denials()
         switch = result.switch
         if result.already_engaged:
             self.stdout.write(

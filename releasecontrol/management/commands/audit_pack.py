@@ -17,7 +17,6 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from releasecontrol.audit import wait_for_pending_denials
 from releasecontrol.audit.packs import audit_pack_build
 from releasecontrol.audit.selectors import AuditFilter
 from releasecontrol.management.commands.export_audit import validation_message
@@ -75,8 +74,6 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot build the pack: {validation_message(invalid)}") from None
         except PermissionDenied as refused:
             raise CommandError(f"{refused} (recorded in the audit trail)") from None
-        finally:
-            wait_for_pending_denials()
         with output.open("wb") as out:
             shutil.copyfileobj(pack.file, out)
         counts = pack.manifest["counts"]

@@ -12,7 +12,6 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from releasecontrol.audit import wait_for_pending_denials
 from releasecontrol.audit.export import (
     FORMATS,
     AuditExport,
@@ -91,8 +90,6 @@ class Command(BaseCommand):
             raise CommandError(f"Bad filter: {validation_message(invalid)}") from None
         except PermissionDenied as refused:
             raise CommandError(f"{refused} (recorded in the audit trail)") from None
-        finally:
-            wait_for_pending_denials()
         # self.stdout, not sys.stdout: call_command(stdout=...) and tests capture it. A real
         # stdout takes the bytes as they come; a text stream gets them decoded.
         binary = getattr(self.stdout, "buffer", None)
