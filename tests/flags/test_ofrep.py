@@ -268,7 +268,7 @@ def test_ofrep__context_with_unusable_text_or_depth__400_invalid_context(
     response = post(client, url, sdk_key, body)
     assert response.status_code == 400
     assert response.json()["errorCode"] == "INVALID_CONTEXT"
-    assert response.json()["errorDetails"].startswith(("context", "a key in context"))
+    assert "context" in response.json()["errorDetails"]  # names where the text is
 
 
 BAD_JSON = {
