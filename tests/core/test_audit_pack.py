@@ -246,9 +246,9 @@ def test_audit_pack__developer__refused_and_recorded(developer, production):
         audit_pack_build(actor=developer, since=now, until=now, environment=production)
     wait_for_pending_denials()
 
-    denied = AuditEvent.objects.get(action="audit.export", outcome="denied")
+    denied = AuditEvent.objects.get(action="audit.pack", outcome="denied")
     assert denied.actor == developer and denied.environment_id == "production"
-    assert not AuditEvent.objects.filter(action="audit.pack").exists()
+    assert not AuditEvent.objects.filter(action="audit.pack", outcome="ok").exists()
 
 
 @pytest.mark.parametrize(
@@ -479,9 +479,9 @@ def test_pack_page__not_an_auditor__403_and_the_attempt_recorded(client, request
     wait_for_pending_denials()
 
     assert response.status_code == 403
-    assert not AuditEvent.objects.filter(action="audit.pack").exists()
+    assert not AuditEvent.objects.filter(action="audit.pack", outcome="ok").exists()
     denied = AuditEvent.objects.filter(outcome="denied", actor=user)
-    assert [(e.action, e.target_name) for e in denied] == [("audit.export", "incident audit pack")]
+    assert [(e.action, e.target_name) for e in denied] == [("audit.pack", "incident audit pack")]
 
 
 def test_pack_page__put__405(client, auditor):

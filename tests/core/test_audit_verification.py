@@ -174,7 +174,7 @@ def test_audit_verification_start__developer__refused_and_recorded(developer, ow
 
     assert not AuditVerification.objects.exists()
     denied = AuditEvent.objects.get(outcome="denied")
-    assert (denied.actor, denied.action) == (developer, "audit.export")
+    assert (denied.actor, denied.action) == (developer, "audit.verify")
 
 
 def test_audit_verification_start__range_reversed__validation_error(auditor):
@@ -295,7 +295,7 @@ def test_verify_page__not_an_auditor__403_and_the_attempt_recorded(client, reque
 
     assert not AuditVerification.objects.exists()
     denied = AuditEvent.objects.filter(outcome="denied", actor=user)
-    assert [(e.action, e.target_name) for e in denied] == [("audit.export", "audit chain")]
+    assert [(e.action, e.target_name) for e in denied] == [("audit.verify", "audit chain")]
 
 
 def test_verify_page__signed_out__redirected_to_sign_in(client, db):

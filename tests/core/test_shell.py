@@ -25,7 +25,10 @@ def card_html(content: bytes, slug: str) -> str:
     return text[start:end]
 
 
-def test_dashboard__signed_in__shows_the_three_environments_in_order(client, developer):
+def test_dashboard__signed_in__shows_the_three_environments_in_order(client, outsider, developer):
+    from releasecontrol.models import RoleGrant
+
+    RoleGrant.objects.filter(user=developer, environment__slug="production").delete()
     client.force_login(developer)
 
     response = client.get("/")
