@@ -284,7 +284,7 @@ def test_verify_page__auditor__form_and_latest_verification(client, auditor, run
 
 
 @pytest.mark.django_db(transaction=True)  # the denial commits on a connection of its own
-@pytest.mark.parametrize("who", ["developer", "agent", "oncall", "outsider"])
+@pytest.mark.parametrize("who", ["developer", "oncall", "outsider"])
 def test_verify_page__not_an_auditor__403_and_the_attempt_recorded(client, request, who):
     user = request.getfixturevalue(who)
     client.force_login(user)

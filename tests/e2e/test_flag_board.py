@@ -14,6 +14,7 @@ from flags import services
 from flags.models import Flag, FlagState
 from releasecontrol.models import AuditEvent, Environment, User
 from tests.e2e.browser import screenshot, sign_in
+from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -112,23 +113,17 @@ def test_flag_board__developer_release_manager_agent__flip_confirm_refuse(
     assert (event.actor, event.outcome) == (release_manager, "ok")
     assert event.reason == "Stage 1 of the concierge rollout; error rate flat"
 
-    # An agent account tries a production change: refused in the cell, and audited.
-    sign_in(page, live_server.url, agent)
-    page.goto(live_server.url + "/flags/")
-    _open_editor(page, "ai-concierge", "production")
-    cell = page.get_by_test_id("cell-ai-concierge-production")
-    cell.get_by_test_id("mode").select_option("full")
-    cell.get_by_test_id("save").click()
-    cell.get_by_test_id("reason").fill("CI says the canary is healthy")
-    cell.get_by_role("button", name="Apply to production").click()
-    notice = cell.get_by_test_id("notice")
-    expect(notice).to_be_visible()
-    expect(notice).to_contain_text("Refused: agent accounts may prepare and request production")
-    expect(notice).to_contain_text("recorded in the audit trail")
+    # An agent account tries to sign in to the board: tokens only, refused and audited.
+    page.context.clear_cookies()
+    page.goto(live_server.url + "/accounts/login/?next=/flags/")
+    page.fill("#id_username", agent.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.get_by_test_id("sign-in-error")).to_contain_text(
+        "Agent accounts cannot sign in to pages"
+    )
     screenshot(page, "agent-refused")
     flag_state.refresh_from_db()
     assert (flag_state.mode, flag_state.percentage) == ("percentage", 10)
     denied = AuditEvent.objects.get(actor=agent, outcome="denied")
-    assert (denied.action, denied.environment_id) == ("flag.state.set", "production")
-    assert denied.after["requested"]["mode"] == "full"
-    assert denied.reason == "CI says the canary is healthy"
+    assert (denied.action, denied.target_name) == ("user.sign_in", agent.username)
