@@ -83,3 +83,49 @@ ENVIRONMENT_CONFIGURE = register(
     approval=False,
     administrative=True,
 )
+AUDIT_READ = register(
+    name="audit.read",
+    # The explorer, event pages and charts: reading is not recorded, only allowed.
+    description="Read the audit trail",
+    permission=roles.VIEW_AUDIT,
+    mutates=False,
+    reduces_exposure=None,
+    production_execution=False,
+    approval=False,
+    administrative=False,
+)
+AUDIT_VERIFY = register(
+    name="audit.verify",
+    description="Verify the audit chain",
+    permission=roles.EXPORT_AUDIT,
+    mutates=False,
+    reduces_exposure=None,
+    production_execution=False,
+    approval=False,
+    administrative=False,
+)
+AUDIT_PACK = register(
+    name="audit.pack",
+    description="Build an incident audit pack",
+    permission=roles.EXPORT_AUDIT,
+    mutates=False,
+    reduces_exposure=None,
+    production_execution=False,
+    approval=False,
+    administrative=False,
+)
+USER_PASSWORD_SET = register(
+    name="user.password.set",
+    description="Set an account's password",
+    permission=None,
+    mutates=True,
+    reduces_exposure=False,
+    production_execution=False,
+    approval=False,
+    administrative=True,
+)
+
+# Sign-ins are recorded, not authorized by the policy (they come before any permission):
+# names of their audit events.
+SIGN_IN = "user.sign_in"
+SIGN_IN_LOCKOUT = "user.sign_in_lockout"

@@ -1,8 +1,10 @@
 """Django admin: read-only for the audit trail; grants, accounts and tokens go through services."""
 
+import contextvars
+
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm
+from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
@@ -162,9 +164,31 @@ class UserCreationForm(AdminUserCreationForm):
         fields = ("username", "kind")
 
 
+# Who is changing a password: the admin view knows, the form it builds does not.
+_password_actor: contextvars.ContextVar[User | None] = contextvars.ContextVar(
+    "password_actor", default=None
+)
+
+
+class AuditedPasswordChangeForm(AdminPasswordChangeForm):
+    """Saves through services.user_password_set (authorized, audited, never the password)."""
+
+    def save(self, commit: bool = True) -> User:
+        actor = _password_actor.get()
+        if actor is None:
+            raise PermissionDenied("A password is only set by a signed-in administrator.")
+        password = (
+            self.cleaned_data["password1"] if self.cleaned_data["set_usable_password"] else None
+        )
+        return services.user_password_set(
+            actor=actor, user=self.user, password=password, reason="set in admin"
+        )
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     add_form = UserCreationForm
+    change_password_form = AuditedPasswordChangeForm
     list_display = ("username", "kind", "email", "is_active", "is_superuser", "last_login")
     list_filter = ("kind", "is_active", "is_superuser")
     fieldsets = (
@@ -182,6 +206,13 @@ class UserAdmin(BaseUserAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # deactivate instead: audit events keep pointing at the account
+
+    def user_change_password(self, request, id, form_url=""):
+        token = _password_actor.set(request.user)
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            _password_actor.reset(token)
 
     def save_model(self, request, obj, form, change) -> None:
         if change:

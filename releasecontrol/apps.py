@@ -27,6 +27,7 @@ class ReleaseControlConfig(AppConfig):
     verbose_name = "Release Control"
 
     def ready(self) -> None:
-        from . import actions, db  # noqa: F401  (register the core's actions; connection hooks)
+        from . import actions, db, signin  # noqa: F401  (the core's actions; connection hooks)
 
         post_migrate.connect(_restore_core_rows, sender=self)
+        signin.connect()

@@ -138,9 +138,13 @@ class Environment(models.Model):
         ]
         permissions = [
             ("change_flags", "Change flag states"),
+            ("drive_releases", "Start, advance, pause and roll back releases"),
             ("operate_kill_switch", "Engage and release kill switches"),
             ("request_changes", "Prepare checklists and request approval"),
+            ("submit_metrics", "Submit metric samples"),
             ("approve_changes", "Approve or reject requests"),
+            ("deploy", "Execute an approved deployment"),
+            ("view_audit", "Read the audit trail"),
             ("export_audit", "Export the audit trail"),
         ]
 

@@ -4,7 +4,9 @@ Actions are data. Each is registered once with what it does, and the rules
 below read only those attributes, the actor's kind and the permissions its role
 grants give on the environment:
 
-- agents never execute production actions and never approve anything;
+- agents never execute production actions, never approve anything, and never take an
+  action whose permission is one agents never exercise (`roles.AGENTS_NEVER`: kill
+  switches, approvals, deployments), whatever they were granted;
 - the system actor may only reduce exposure, or follow a plan a human approved;
 - everyone else needs the action's permission on the environment (from a role
   grant) or is a superuser.
@@ -21,6 +23,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from guardian.shortcuts import get_objects_for_user
 
+from . import roles
 from .audit import Target, audit_record_denial
 from .models import Environment, User
 
@@ -135,6 +138,11 @@ def decide(
             return Decision(False, "agent accounts never approve; a person must decide")
         if action.administrative:
             return Decision(False, "agent accounts never manage access")
+        if action.permission in roles.AGENTS_NEVER:
+            return Decision(
+                False,
+                f"agent accounts never {action.description.lower()}, whatever they are granted",
+            )
         if production and action.production_execution:
             return Decision(
                 False,

@@ -117,6 +117,31 @@ def user_update(*, actor: User, user: User, reason: str = "", **changes: object)
     return user
 
 
+@transaction.atomic
+def user_password_set(*, actor: User, user: User, password: str | None, reason: str = "") -> User:
+    """Set an account's password (None: no password sign-in at all). Recorded without it."""
+    target = Target.of(user, user.username)
+    authorize(actor, actions.USER_PASSWORD_SET, target=target, reason=reason)
+    if user.is_system:
+        raise ValidationError({"user": "The system actor never signs in."})
+    locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
+    before = {"usable_password": locked.has_usable_password()}
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.save(update_fields=["password"])
+    audit_record(
+        actor=actor,
+        action=actions.USER_PASSWORD_SET.name,
+        target=target,
+        before=before,
+        after={"usable_password": user.has_usable_password()},
+        reason=reason,
+    )
+    return user
+
+
 def _sync_permissions(user: User, environment: Environment) -> None:
     """Make the user's guardian permissions on the environment the union of its grants."""
     wanted: set[str] = set()

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -75,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns lockouts into the locked-out page.
     "axes.middleware.AxesMiddleware",
@@ -133,7 +135,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "releasecontrol.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "releasecontrol.auth.HumanAndAgentBackend",
+    # People only: agent accounts use API tokens, the system actor never signs in.
+    "releasecontrol.auth.HumanBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 LOGIN_URL = "login"
@@ -162,6 +165,24 @@ AXES_SENSITIVE_PARAMETERS = ["password", "token", "authorization"]
 AXES_CLIENT_IP_CALLABLE = "releasecontrol.middleware.client_ip_of"
 
 # --- Security -------------------------------------------------------------------
+# Content-Security-Policy (django-csp): scripts only from our own files (no inline script or
+# handler, no eval: htmx is configured not to evaluate any, Plotly is its strict bundle).
+# Styles allow 'unsafe-inline' for style attributes: Plotly sets them on what it draws and
+# templates set a colour or a bar width (docs/operations.md, "Content-Security-Policy").
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

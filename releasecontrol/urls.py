@@ -1,7 +1,11 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import views
+from .auth import SignInForm
+
+handler403 = "releasecontrol.views.permission_denied"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -12,6 +16,11 @@ urlpatterns = [
     path("ofrep/v1/", include("flags.ofrep")),
     path("", include("flags.urls")),
     path("audit/", include("releasecontrol.audit.urls")),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=SignInForm),
+        name="login",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

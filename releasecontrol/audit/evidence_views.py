@@ -30,17 +30,17 @@ PACK = "audit/pack.html"
 RECENT_VERIFICATIONS = 10
 
 
-def _require_evidence_user(request: HttpRequest, *, what: str) -> None:
+def _require_evidence_user(request: HttpRequest, *, action: str, what: str) -> None:
     """Auditors, release managers and superusers: whoever may export the whole trail.
 
     Reading a page is not an action (a plain 403); a refused POST is an attempt, recorded
-    as a denied `audit.export` like any other refusal.
+    as a denied `audit.verify` or `audit.pack` like any other refusal.
     """
     user = request.user
-    if user.is_authenticated and decide(user, get_action("audit.export"), None).allowed:
+    if user.is_authenticated and decide(user, get_action(action), None).allowed:
         return
     if request.method == "POST" and user.is_authenticated:
-        authorize(user, "audit.export", None, target=Target("audit", "", what))
+        authorize(user, action, None, target=Target("audit", "", what))
     raise PermissionDenied("Only auditors, release managers and administrators may do this.")
 
 
@@ -99,7 +99,7 @@ def _verify_page(
 @require_http_methods(["GET", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
     """GET: the form and the latest verification. POST: start one (a Celery task)."""
-    _require_evidence_user(request, what="audit chain")
+    _require_evidence_user(request, action="audit.verify", what="audit chain")
     if request.method == "GET":
         return _verify_page(request, AuditVerification.objects.first())
     form = VerifyForm(request.POST)
@@ -123,7 +123,7 @@ def verify(request: HttpRequest) -> HttpResponse:
 @require_GET
 def verification(request: HttpRequest, verification_id: int) -> HttpResponse:
     """One verification: the whole page, or (polled by HTMX every second) its progress."""
-    _require_evidence_user(request, what="audit chain")
+    _require_evidence_user(request, action="audit.verify", what="audit chain")
     found = get_object_or_404(
         AuditVerification.objects.select_related("requested_by"), pk=verification_id
     )
@@ -187,7 +187,7 @@ class PackForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def packs(request: HttpRequest) -> HttpResponse:
     """GET: the form. POST: build the pack and download it (a zip)."""
-    _require_evidence_user(request, what="incident audit pack")
+    _require_evidence_user(request, action="audit.pack", what="incident audit pack")
     context = {"window_default": int(kill_switch_window().total_seconds() // 60)}
     if request.method == "GET":
         initial = {

@@ -405,7 +405,8 @@ def audit_pack_build(
     around a kill-switch event. Authorized like an export of that environment; recorded as
     `audit.pack` with the zip's sha256, once it is built. Bad input raises ValidationError,
     a refusal PermissionDenied (recorded as denied)."""
-    from ..policy import authorize  # the policy imports the audit package
+    from ..actions import AUDIT_PACK  # the policy imports the audit package
+    from ..policy import authorize
 
     since, until, environment, event = _resolve(
         since=since,
@@ -420,7 +421,7 @@ def audit_pack_build(
         "kill_switch_event": event.pk if event else None,
     }
     target = Target("audit", "", "incident audit pack")
-    authorize(actor, "audit.export", environment, target=target, requested=requested)
+    authorize(actor, AUDIT_PACK, environment, target=target, requested=requested)
 
     head = AuditEvent.objects.order_by("-id").values("id", "hash").first() or {
         "id": 0,
@@ -472,7 +473,7 @@ def audit_pack_build(
     filename = f"audit-pack-{environment.slug}-{label}.zip"
     recorded = audit_record(
         actor=actor,
-        action="audit.pack",
+        action=AUDIT_PACK.name,
         environment=environment,
         target=Target("auditpack", "", filename),
         after={

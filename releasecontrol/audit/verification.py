@@ -123,13 +123,14 @@ def audit_verification_start(
 ) -> AuditVerification:
     """Queue a walk of the chain (or of ids from_id..to_id): authorized like an export of the
     whole trail, recorded as `audit.verify`, queued once the transaction commits."""
-    from ..policy import authorize  # the policy imports the audit package
+    from ..actions import AUDIT_VERIFY  # the policy imports the audit package
+    from ..policy import authorize
 
     requested = {"from_id": from_id, "to_id": to_id}
     with transaction.atomic():
         authorize(
             actor,
-            "audit.export",
+            AUDIT_VERIFY,
             None,
             target=Target("audit", "", "audit chain"),
             requested=requested,
@@ -140,7 +141,7 @@ def audit_verification_start(
         )
         audit_record(
             actor=actor,
-            action="audit.verify",
+            action=AUDIT_VERIFY.name,
             target=Target(
                 "auditverification", str(verification.pk), f"verification #{verification.pk}"
             ),

@@ -49,10 +49,10 @@ NAV_CACHE_SECONDS = 60
 
 
 def user_may_read_audit(user: User) -> bool:
-    """Superusers, and whoever may export the trail in every environment."""
+    """Superusers, and whoever holds view_audit in every environment."""
     if not user.is_authenticated:
         return False
-    return decide(user, actions.AUDIT_EXPORT, None).allowed
+    return decide(user, actions.AUDIT_READ, None).allowed
 
 
 def user_may_read_audit_cached(user: User) -> bool:
@@ -72,7 +72,9 @@ def user_may_read_audit_cached(user: User) -> bool:
 
 def _require_reader(request: HttpRequest) -> None:
     if not user_may_read_audit(request.user):
-        raise PermissionDenied("Only auditors, release managers and administrators read the trail.")
+        raise PermissionDenied(
+            "Only auditors, release managers, on-call and administrators read the trail."
+        )
 
 
 def _wants_partial(request: HttpRequest) -> bool:

@@ -100,12 +100,16 @@ def grants_of(username: str) -> set[tuple[str, str]]:
     )
 
 
-def test_add_user__developer_without_environments__holds_on_development_and_staging(client, db):
+def test_add_user__developer_without_environments__holds_everywhere(client, db):
     output = add_user("alice", "--role", "developer")
 
     alice = User.objects.get(username="alice")
     assert alice.kind == UserKind.HUMAN
-    assert grants_of("alice") == {("developer", "development"), ("developer", "staging")}
+    assert grants_of("alice") == {
+        ("developer", "development"),
+        ("developer", "staging"),
+        ("developer", "production"),
+    }
     password = output.splitlines()[-1].removeprefix("password: ")
     assert can_sign_in(client, "alice", password)
 
@@ -138,14 +142,22 @@ def test_add_user__agent__is_an_agent_without_a_password(client, db):
     assert bot.kind == UserKind.AGENT
     assert not bot.has_usable_password()
     assert "password:" not in output
-    assert grants_of("deploy-bot") == {("agent", "development"), ("agent", "staging")}
+    assert grants_of("deploy-bot") == {
+        ("agent", "development"),
+        ("agent", "staging"),
+        ("agent", "production"),
+    }
 
 
 def test_add_user__agent_with_a_human_role__is_capped_to_the_agent_role(production):
     add_user("rm-bot", "--role", "release_manager", "--agent")
 
     bot = User.objects.get(username="rm-bot")
-    assert set(get_perms(bot, production)) == {"view_environment", "request_changes"}
+    assert set(get_perms(bot, production)) == {
+        "view_environment",
+        "request_changes",
+        "submit_metrics",
+    }
 
 
 def test_add_user__unknown_environment__names_the_known_ones(db):

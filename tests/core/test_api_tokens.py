@@ -94,6 +94,7 @@ def test_api_me__valid_token__answers_as_its_user_and_notes_last_use(
     assert {(r["role"], r["environment"]) for r in body["roles"]} == {
         ("developer", "development"),
         ("developer", "staging"),
+        ("developer", "production"),
     }
     assert ApiToken.objects.get(user=developer).last_used_at is not None
 

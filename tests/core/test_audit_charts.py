@@ -151,11 +151,14 @@ def test_charts_page__auditor__figures_as_json_and_plotly_served_locally(
 
     body = response.content.decode()
     assert response.status_code == 200
-    assert '<script src="/static/vendor/plotly.min.js" defer></script>' in body
+    assert '<script src="/static/vendor/plotly-strict.min.js" defer></script>' in body
+    assert '<script src="/static/js/charts.js" defer></script>' in body
     assert not re.search(r'<script[^>]+src="(https?:)?//', body), "no CDN"
     figures = json.loads(re.search(r'id="audit-figures"[^>]*>(.*?)</script>', body, re.S).group(1))
     assert set(figures) == {"actions", "denied", "safety"}
-    assert "Plotly.newPlot" in body
+    # No inline script: the figures are a JSON data block, drawn by static/js/charts.js.
+    inline = re.findall(r"<script(?![^>]*\bsrc=)([^>]*)>", body)
+    assert inline == [' id="audit-figures" type="application/json"']
     assert re.search(r"<strong>3</strong> agent attempts refused in production", body)
 
 
@@ -202,6 +205,6 @@ def test_charts_page__10_or_200_events__same_number_of_queries(
 
 
 def test_vendored_plotly__present_and_not_fetched() -> None:
-    plotly = Path(settings.BASE_DIR) / "static" / "vendor" / "plotly.min.js"
+    plotly = Path(settings.BASE_DIR) / "static" / "vendor" / "plotly-strict.min.js"
 
-    assert plotly.read_text(errors="replace")[:200].count("plotly.js v") == 1
+    assert plotly.read_text(errors="replace")[:200].count("plotly.js (strict - minified) v") == 1

@@ -172,7 +172,7 @@ def test_audit_verification_start__developer__refused_and_recorded(developer, ow
 
     assert not AuditVerification.objects.exists()
     denied = AuditEvent.objects.get(outcome="denied")
-    assert (denied.actor, denied.action) == (developer, "audit.export")
+    assert (denied.actor, denied.action) == (developer, "audit.verify")
 
 
 def test_audit_verification_start__range_reversed__validation_error(auditor):
@@ -282,7 +282,7 @@ def test_verify_page__auditor__form_and_latest_verification(client, auditor, run
 
 
 @pytest.mark.django_db(transaction=True)  # the denial commits on a connection of its own
-@pytest.mark.parametrize("who", ["developer", "agent", "oncall", "outsider"])
+@pytest.mark.parametrize("who", ["developer", "oncall", "outsider"])
 def test_verify_page__not_an_auditor__403_and_the_attempt_recorded(client, request, who):
     user = request.getfixturevalue(who)
     client.force_login(user)
@@ -292,7 +292,7 @@ def test_verify_page__not_an_auditor__403_and_the_attempt_recorded(client, reque
 
     assert not AuditVerification.objects.exists()
     denied = AuditEvent.objects.filter(outcome="denied", actor=user)
-    assert [(e.action, e.target_name) for e in denied] == [("audit.export", "audit chain")]
+    assert [(e.action, e.target_name) for e in denied] == [("audit.verify", "audit chain")]
 
 
 def test_verify_page__signed_out__redirected_to_sign_in(client, db):

@@ -45,7 +45,12 @@ EXPECTED: dict[tuple[str, bool | None], tuple[str, ...]] = {
     ("token.issue", None): ADMIN_ONLY,
     ("token.revoke", None): ADMIN_ONLY,
     ("environment.configure", None): ADMIN_ONLY,
+    ("user.password.set", None): ADMIN_ONLY,
     ("audit.export", None): ("DSP", "---", "---", "DSP", "---", "---", "---", "DSP", "DSP"),
+    ("audit.pack", None): ("DSP", "---", "---", "DSP", "---", "---", "---", "DSP", "DSP"),
+    ("audit.verify", None): ("DSP", "---", "---", "DSP", "---", "---", "---", "DSP", "DSP"),
+    # Reading the trail: on-call too (incidents), never developers or agents.
+    ("audit.read", None): ("DSP", "DSP", "---", "DSP", "---", "---", "---", "DSP", "DSP"),
     # --- the flags app's actions (flags/actions.py)
     ("flag.create", None): FLAG_CHANGE_INCREASING,
     # Editing what people read and archiving a flag that is off everywhere change nobody's
@@ -67,12 +72,14 @@ EXPECTED: dict[tuple[str, bool | None], tuple[str, ...]] = {
     # --- test-only actions registered by the `test_actions` fixture
     ("test.flip", True): FLAG_CHANGE_REDUCING,
     ("test.flip", False): FLAG_CHANGE_INCREASING,
-    # Preparing a production request: the agent holding request_changes on production may.
-    ("test.prepare", None): ("DSP", "DSP", "DS-", "---", "DS-", "DSP", "---", "DSP", "---"),
+    # Preparing a production request: developers and agents hold request_changes everywhere.
+    ("test.prepare", None): ("DSP", "DSP", "DSP", "---", "DSP", "DSP", "---", "DSP", "---"),
     # Executing in production on a permission the capped agent does hold: still refused.
-    ("test.execute", None): ("DSP", "DSP", "DS-", "---", "DS-", "DS-", "---", "DSP", "---"),
+    ("test.execute", None): ("DSP", "DSP", "DSP", "---", "DS-", "DS-", "---", "DSP", "---"),
     # Approving on a permission agents hold: agents never approve, anywhere.
-    ("test.approve", None): ("DSP", "DSP", "DS-", "---", "---", "---", "---", "DSP", "---"),
+    ("test.approve", None): ("DSP", "DSP", "DSP", "---", "---", "---", "---", "DSP", "---"),
+    # An action needing `deploy`: agents never, whatever they hold (see the raw-grant test).
+    ("test.deploy", None): ("DSP", "DSP", "---", "---", "---", "---", "---", "DSP", "---"),
 }
 
 TEST_ACTIONS = [
@@ -115,6 +122,16 @@ TEST_ACTIONS = [
         reduces_exposure=False,
         production_execution=False,
         approval=True,
+        administrative=False,
+    ),
+    dict(
+        name="test.deploy",
+        description="Deploy a test build",
+        permission="deploy",
+        mutates=True,
+        reduces_exposure=False,
+        production_execution=False,
+        approval=False,
         administrative=False,
     ),
 ]
@@ -329,3 +346,27 @@ def test_authorize__allowed__records_nothing(release_manager, test_actions, prod
     policy.authorize(release_manager, "test.flip", production, reduces_exposure=False)
 
     assert AuditEvent.objects.count() == before
+
+
+@pytest.mark.parametrize("action_name", ["killswitch.engage", "killswitch.release", "test.deploy"])
+def test_policy__agent_holding_raw_guardian_permissions__still_refused(
+    agent, test_actions, environments, action_name
+):
+    from guardian.shortcuts import assign_perm
+
+    # Given an agent granted, past every role cap, the raw permissions of a guardian
+    for environment in environments.values():
+        for codename in ("operate_kill_switch", "approve_changes", "deploy", "change_flags"):
+            assign_perm(f"releasecontrol.{codename}", agent, environment)
+    agent = User.objects.get(pk=agent.pk)  # no cached permissions
+    assert agent.has_perm("releasecontrol.operate_kill_switch", environments["development"])
+
+    # When the policy decides, in every environment
+    decisions = [
+        policy.decide(agent, policy.get_action(action_name), environment)
+        for environment in environments.values()
+    ]
+
+    # Then it refuses, and says agents never do this
+    assert [d.allowed for d in decisions] == [False, False, False]
+    assert all("agent accounts never" in d.why for d in decisions)

@@ -11,10 +11,29 @@ from releasecontrol.services import role_grant, role_revoke, user_create
 EVERY_PERMISSION = {
     "view_environment",
     "change_flags",
+    "drive_releases",
     "operate_kill_switch",
     "request_changes",
+    "submit_metrics",
     "approve_changes",
+    "deploy",
+    "view_audit",
     "export_audit",
+}
+# DESIGN.md's roles table, written out: what each role holds outside production and in it.
+PREPARES = {"view_environment", "request_changes", "submit_metrics"}
+EXPECTED_ROLE_PERMISSIONS = {
+    "release_manager": (EVERY_PERMISSION, EVERY_PERMISSION),
+    "oncall": (
+        EVERY_PERMISSION - {"approve_changes", "export_audit"},
+        EVERY_PERMISSION - {"approve_changes", "export_audit"},
+    ),
+    "developer": (PREPARES | {"change_flags", "drive_releases"}, PREPARES),
+    "agent": (PREPARES | {"change_flags", "drive_releases"}, PREPARES),
+    "auditor": (
+        {"view_environment", "view_audit", "export_audit"},
+        {"view_environment", "view_audit", "export_audit"},
+    ),
 }
 
 
@@ -22,40 +41,26 @@ def perms(user, environment) -> set[str]:
     return set(get_perms(User.objects.get(pk=user.pk), environment))
 
 
-def test_developer__change_flags__in_development_and_staging_not_production(
-    developer, development, staging, production
+@pytest.mark.parametrize("role", sorted(EXPECTED_ROLE_PERMISSIONS))
+def test_role_grant__no_environments_named__holds_the_table_everywhere(
+    request, role, development, staging, production
 ):
-    assert developer.has_perm("releasecontrol.change_flags", development)
-    assert developer.has_perm("releasecontrol.change_flags", staging)
-    assert not developer.has_perm("releasecontrol.change_flags", production)
+    user = request.getfixturevalue(role)
+    elsewhere, in_production = EXPECTED_ROLE_PERMISSIONS[role]
+
+    assert perms(user, development) == elsewhere
+    assert perms(user, staging) == elsewhere
+    assert perms(user, production) == in_production
+    assert RoleGrant.objects.filter(user=user, role=role).count() == 3
 
 
-def test_developer__granted_on_production_too__still_cannot_change_its_flags(
+def test_developer__granted_on_production_again__still_cannot_change_its_flags(
     developer, system_user, production
 ):
     role_grant(actor=system_user, user=developer, role="developer", environments=[production])
 
-    assert perms(developer, production) == {"view_environment", "request_changes"}
-
-
-@pytest.mark.parametrize("slug", ["development", "staging", "production"])
-def test_auditor__everywhere__only_view_and_export(auditor, environments, slug):
-    assert perms(auditor, environments[slug]) == {"view_environment", "export_audit"}
-
-
-@pytest.mark.parametrize("slug", ["development", "staging", "production"])
-def test_release_manager__everywhere__every_permission(release_manager, environments, slug):
-    assert perms(release_manager, environments[slug]) == EVERY_PERMISSION
-
-
-@pytest.mark.parametrize("slug", ["development", "staging", "production"])
-def test_oncall__everywhere__no_approvals_or_audit_export(oncall, environments, slug):
-    assert perms(oncall, environments[slug]) == {
-        "view_environment",
-        "change_flags",
-        "operate_kill_switch",
-        "request_changes",
-    }
+    assert perms(developer, production) == PREPARES
+    assert not developer.has_perm("releasecontrol.change_flags", production)
 
 
 def test_agent_given_release_manager__capped_to_what_an_agent_may(
@@ -66,12 +71,10 @@ def test_agent_given_release_manager__capped_to_what_an_agent_may(
 
     for environment in (development, staging, production):
         held = perms(bot, environment)
-        assert "approve_changes" not in held
-        assert "operate_kill_switch" not in held
-        assert "export_audit" not in held
-    assert "change_flags" in perms(bot, staging)
-    assert "change_flags" not in perms(bot, production)
-    assert perms(bot, production) == {"view_environment", "request_changes"}
+        assert not held & {"approve_changes", "operate_kill_switch", "deploy", "export_audit"}
+        assert "view_audit" not in held
+    assert perms(bot, staging) == PREPARES | {"change_flags", "drive_releases"}
+    assert perms(bot, production) == PREPARES
 
 
 def test_outsider__no_permission_anywhere(outsider, environments):
@@ -90,7 +93,7 @@ def test_role_revoke__one_of_two_grants__keeps_the_others_permissions(
         grant=RoleGrant.objects.get(user=developer, role="release_manager", environment=staging),
     )
 
-    assert perms(developer, staging) == {"view_environment", "change_flags", "request_changes"}
+    assert perms(developer, staging) == PREPARES | {"change_flags", "drive_releases"}
 
 
 def test_role_revoke__last_grant__removes_every_permission(developer, system_user, staging):
@@ -110,7 +113,10 @@ def test_role_grant__twice__is_one_grant_audited_once(developer, system_user, pr
     assert RoleGrant.objects.filter(user=developer, role="oncall").count() == 1
     assert (
         AuditEvent.objects.filter(
-            action="role.grant", target_id=str(developer.pk), environment="production"
+            action="role.grant",
+            target_id=str(developer.pk),
+            environment="production",
+            after__role="oncall",
         ).count()
         == 1
     )
@@ -197,3 +203,31 @@ def test_role_admin__not_a_superuser__cannot_grant(client, release_manager, outs
 
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     assert not RoleGrant.objects.filter(user=outsider).exists()
+
+
+def test_migration_0007__grants_made_before_it__resynced_to_the_table(
+    developer, oncall, agent, production, staging
+):
+    """Grants made under the old table (no view_audit, no submit_metrics...) get exactly the
+    new permissions when the re-sync runs; permissions beyond the table go."""
+    import importlib
+
+    from django.apps import apps
+    from guardian.models import UserObjectPermission
+    from guardian.shortcuts import assign_perm
+
+    migration = importlib.import_module("releasecontrol.migrations.0007_role_permissions_resync")
+    # Given grants as the old table left them: new permissions missing, one beyond the cap
+    UserObjectPermission.objects.filter(
+        permission__codename__in=["view_audit", "submit_metrics", "deploy", "drive_releases"]
+    ).delete()
+    assign_perm("releasecontrol.change_flags", agent, production)
+    assert "view_audit" not in perms(oncall, production)
+
+    # When the migration's re-sync runs
+    migration.resync(apps, None)
+
+    # Then every grant holds exactly what the table says
+    assert perms(oncall, production) == EVERY_PERMISSION - {"approve_changes", "export_audit"}
+    assert perms(developer, staging) == PREPARES | {"change_flags", "drive_releases"}
+    assert perms(agent, production) == PREPARES

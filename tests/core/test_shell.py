@@ -25,7 +25,10 @@ def card_html(content: bytes, slug: str) -> str:
     return text[start:end]
 
 
-def test_dashboard__signed_in__shows_the_three_environments_in_order(client, developer):
+def test_dashboard__signed_in__shows_the_three_environments_in_order(client, outsider, developer):
+    from releasecontrol.models import RoleGrant
+
+    RoleGrant.objects.filter(user=developer, environment__slug="production").delete()
     client.force_login(developer)
 
     response = client.get("/")
@@ -174,10 +177,12 @@ def test_page__htmx__served_from_static_no_cdn(client, developer):
     assert b"htmx" in b"".join(script.streaming_content)
 
 
-def test_page__agent__marked_as_an_agent(client, agent):
-    client.force_login(agent)
+def test_page__agent_session__no_page_back_to_sign_in(client, agent):
+    client.force_login(agent)  # a session made past the sign-in form
 
-    assert b"pill-agent" in client.get("/").content
+    response = client.get("/")
+
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
 
 
 def test_page__admin_link__only_for_superusers(client, admin_user, developer):

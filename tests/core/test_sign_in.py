@@ -120,3 +120,88 @@ def test_htmx_request__session_expired__full_page_redirect_to_sign_in(client, db
 
     assert response.status_code == 204
     assert response["HX-Redirect"].startswith("/accounts/login/")
+
+
+# --- Sign-ins in the audit trail; agents never sign in to pages ---------------------------
+
+
+def sign_in_events():
+    from releasecontrol.models import AuditEvent
+
+    return list(
+        AuditEvent.objects.filter(action__startswith="user.sign_in")
+        .order_by("id")
+        .values("action", "outcome", "actor_name", "target_name", "after")
+    )
+
+
+def test_sign_in__success__recorded_without_the_password(client, release_manager):
+    sign_in(client, "rita", PASSWORD, "198.51.100.7")
+
+    (event,) = sign_in_events()
+    assert (event["action"], event["outcome"], event["actor_name"]) == (
+        "user.sign_in",
+        "ok",
+        "rita",
+    )
+    assert PASSWORD not in str(event)
+
+
+def test_sign_in__wrong_password__denied_event_names_the_account_not_the_password(
+    client, release_manager
+):
+    sign_in(client, "rita", "hunter2-wrong", "198.51.100.7")
+
+    (event,) = sign_in_events()
+    assert event["outcome"] == "denied" and event["actor_name"] == "system"
+    assert event["target_name"] == "rita"
+    assert event["after"] == {"username": "rita", "refused": "wrong username or password"}
+    assert "hunter2" not in str(event)
+
+
+def test_sign_in__five_failures__fifth_is_recorded_as_the_lockout(client, release_manager):
+    for _ in range(6):
+        sign_in(client, "rita", "wrong", "198.51.100.7")
+
+    events = [(e["action"], e["outcome"]) for e in sign_in_events()]
+    assert events == [("user.sign_in", "denied")] * 4 + [("user.sign_in_lockout", "denied")] * 2
+
+
+def test_sign_in__256_character_username__ordinary_failure_recorded_cut(client, db):
+    name = "x" * 256
+
+    response = sign_in(client, name, "whatever", "198.51.100.7")
+
+    assert response.status_code == 200
+    assert b"did not match" in response.content
+    (event,) = sign_in_events()
+    assert event["outcome"] == "denied"
+    assert event["after"]["username"] == "x" * 150
+    assert AccessAttempt.objects.get().username == "x" * 150
+
+
+def test_sign_in__agent_with_its_right_password__refused_with_a_reason_and_recorded(client, agent):
+    response = sign_in(client, "ci-bot", PASSWORD, "198.51.100.7")
+
+    assert response.status_code == 200
+    assert b"Agent accounts cannot sign in to pages" in response.content
+    assert "_auth_user_id" not in client.session
+    assert client.get("/").status_code == 302
+    (event,) = sign_in_events()
+    assert (event["outcome"], event["actor_name"]) == ("denied", "ci-bot")
+    assert "API token" in event["after"]["refused"]
+
+
+def test_sign_in__agent_with_a_wrong_password__the_ordinary_answer(client, agent):
+    response = sign_in(client, "ci-bot", "wrong", "198.51.100.7")
+
+    assert b"did not match" in response.content
+    assert b"Agent accounts" not in response.content
+
+
+def test_authenticate__agent_with_its_right_password__no_user(rf, agent):
+    from django.contrib.auth import authenticate
+
+    request = rf.post(LOGIN)
+
+    assert authenticate(request, username="ci-bot", password=PASSWORD) is None

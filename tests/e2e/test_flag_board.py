@@ -14,6 +14,7 @@ from flags import services
 from flags.models import Flag, FlagState
 from releasecontrol.models import AuditEvent, Environment, User
 from tests.e2e.browser import screenshot, sign_in
+from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -47,7 +48,7 @@ def _open_editor(page: Page, key: str, environment: str) -> None:
 
 
 def test_flag_board__developer_release_manager__flip_confirm_read_only(
-    page: Page, live_server, developer, release_manager
+    page: Page, live_server, developer, release_manager, agent
 ) -> None:
     _seed(release_manager)
     staging = Environment.objects.get(slug="staging")
@@ -126,3 +127,18 @@ def test_flag_board__developer_release_manager__flip_confirm_read_only(
     flag_state.refresh_from_db()
     assert (flag_state.mode, flag_state.percentage) == ("percentage", 10)
     assert not AuditEvent.objects.filter(actor=developer, outcome="denied").exists()
+
+    # An agent account tries to sign in to the board: tokens only, refused and audited.
+    page.context.clear_cookies()
+    page.goto(live_server.url + "/accounts/login/?next=/flags/")
+    page.fill("#id_username", agent.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.get_by_test_id("sign-in-error")).to_contain_text(
+        "Agent accounts cannot sign in to pages"
+    )
+    screenshot(page, "agent-refused")
+    flag_state.refresh_from_db()
+    assert (flag_state.mode, flag_state.percentage) == ("percentage", 10)
+    denied = AuditEvent.objects.get(actor=agent, outcome="denied")
+    assert (denied.action, denied.target_name) == ("user.sign_in", agent.username)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.test import Client
 
 from flags import services
@@ -575,7 +576,7 @@ def test_kill_switch_engage__get__405(client, oncall):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("who", ["developer", "agent"])
+@pytest.mark.parametrize("who", ["developer"])  # agents have no page session at all
 def test_kill_switch_engage__developer_or_agent__403_and_denial_audited(
     request, client, who, production
 ):
@@ -641,9 +642,11 @@ def test_kill_switch_release__developer__403_and_denial_audited(client, oncall, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_kill_switch_release__plain_post_refused__403_page_with_the_reason(client, oncall, agent):
+def test_kill_switch_release__plain_post_refused__403_page_with_the_reason(
+    client, oncall, developer
+):
     switch = _engaged(oncall, "staging")
-    client.force_login(agent)
+    client.force_login(developer)
     response = client.post(f"/flags/kill-switches/{switch.pk}/release", {"reason": "r"})
     assert response.status_code == 403
     assert "<html" in response.content.decode() and "Refused" in response.content.decode()
@@ -762,8 +765,10 @@ def test_flag_detail__history__diffs_actors_kinds_outcomes_and_restore_buttons(
     services.flag_state_set(
         actor=agent, flag=flag, environment=staging, mode="allowlist", allowlist=["a", "b"]
     )
-    client.force_login(agent)
-    client.post(PRODUCTION, edit(mode="full", version="1", confirmed="1", reason="go"), **HTMX)
+    with pytest.raises(PermissionDenied):  # agents act through the API, never pages
+        services.flag_state_set(
+            actor=agent, flag=flag, environment=production, mode="full", reason="go"
+        )
     client.force_login(release_manager)
     html = client.get("/flags/ai-concierge/?tab=history").content.decode()
     assert "mode off → allowlist" in html and "allowlist +2 keys" in html

@@ -12,8 +12,8 @@ from releasecontrol.services import role_grant, user_create
 class Command(BaseCommand):
     help = (
         "Create an account (or add a role to an existing one). Without --environments the role "
-        "holds on its default environments (developer and agent: development and staging; "
-        "the others: all)."
+        "holds on every environment (developer and agent capped in production to view, "
+        "request changes and submit metrics)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
