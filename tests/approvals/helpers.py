@@ -7,7 +7,6 @@ from approvals.execution import approval_execute, approval_requests_expire
 from approvals.models import ApprovalRequest
 from approvals.services import approval_cancel, approval_request_create, checklist_item_set
 from flags.models import FlagState
-from releasecontrol.audit import wait_for_pending_denials
 from releasecontrol.models import AuditEvent, Environment
 from releasecontrol.services import environment_configure
 
@@ -69,7 +68,6 @@ def flag_state(slug="production") -> FlagState:
 
 
 def events(action, **filters):
-    wait_for_pending_denials()
     return AuditEvent.objects.filter(action=action, **filters).order_by("id")
 
 
