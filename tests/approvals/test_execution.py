@@ -253,3 +253,21 @@ def test_approval_verify__after_execution__no_longer_valid(world):
         requestable.approval_verify(
             request.pk, action=FLAG_CHANGE, environment=env("production"), parameters=TEN_PERCENT
         )
+
+
+def test_tasks__beat_entries_name_registered_tasks__runs_call_the_services(world, clock):
+    from celery import current_app
+
+    from approvals import tasks
+    from approvals.schedule import approvals_beat_schedule
+
+    for entry in approvals_beat_schedule(30).values():
+        assert entry["task"] in current_app.tasks
+    expiring = request_change(world["dev"])
+    scheduled = approved(world, window_start=START, window_end=START + HOUR)
+
+    assert tasks.approval_requests_run_scheduled_task.apply().get() == 1
+    clock.shift(dt.timedelta(hours=72))
+    assert tasks.approval_requests_expire_task.apply().get() == 1
+
+    assert (fresh(scheduled).status, fresh(expiring).status) == ("executed", "expired")
