@@ -13,7 +13,7 @@ from releasecontrol.policy import authorize
 
 from . import actions
 from .models import ApprovalRequest, Decision, DecisionKind, Status
-from .services import (
+from .revisions import (
     RequestClosed,
     ensure_open,
     refuse,

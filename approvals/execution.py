@@ -23,7 +23,7 @@ from . import actions
 from .blackouts import blackout_open, blackout_view
 from .decisions import valid_gos
 from .models import OPEN_STATUSES, ApprovalRequest, PostReview, Status
-from .services import (
+from .revisions import (
     as_stored,
     preview_hash_of,
     refuse,
