@@ -24,7 +24,9 @@ class ApprovalsConfig(AppConfig):
         from releasecontrol import requestable
 
         from . import actions  # noqa: F401  (registers the approvals actions)
+        from .blackouts import blackout_describe
         from .execution import approval_request_verify
 
         requestable.verifier_install(approval_request_verify)
+        requestable.blackout_lookup_install(blackout_describe)
         post_migrate.connect(_restore_checklist_defaults, sender=self)

@@ -61,6 +61,12 @@ def blackout_open(environment: Environment, at: dt.datetime | None = None) -> Bl
     return None
 
 
+def blackout_describe(environment: Environment, at: dt.datetime) -> str | None:
+    """For core's blackout slot (releasecontrol.requestable.blackout_now)."""
+    window = blackout_open(environment, at)
+    return f"{window} ({window.reason})" if window is not None else None
+
+
 def blackout_view(window: BlackoutWindow) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": window.pk,

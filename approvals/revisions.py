@@ -127,10 +127,19 @@ def ensure_open(request: ApprovalRequest, *, now: dt.datetime | None = None) -> 
         )
 
 
+def save_with_hash(request: ApprovalRequest) -> None:
+    """Save, then hash what the database gives back (jsonb may write a number differently
+    from how it was passed, and the verifier re-hashes what it reads)."""
+    request.save()
+    request.refresh_from_db(fields=["parameters", "preview"])
+    request.preview_hash = preview_hash_of(request, list(request.checklist.all()))
+    request.save(update_fields=["preview_hash"])
+
+
 def new_revision(request: ApprovalRequest, *, actor: User, now: dt.datetime) -> None:
     """An edit: the next revision, a fresh preview and hash; every earlier go is voided.
 
-    The caller holds the request's lock and saves the request afterwards.
+    The caller holds the request's lock; this saves it.
     """
     request.revision += 1
     request.preview = requestable.preview_compute(
@@ -147,4 +156,4 @@ def new_revision(request: ApprovalRequest, *, actor: User, now: dt.datetime) -> 
     request.expires_at = expiry_of(request)
     if actor.pk != request.requested_by_id:
         request.editors.add(actor)
-    request.preview_hash = preview_hash_of(request, list(request.checklist.all()))
+    save_with_hash(request)

@@ -37,11 +37,11 @@ from .revisions import (
     ensure_open,
     expiry_of,
     new_revision,
-    preview_hash_of,
     refuse,
     request_lock,
     request_target,
     request_view,
+    save_with_hash,
 )
 
 NO_CHECKLIST = "none"
@@ -201,11 +201,12 @@ def approval_request_create(
         )
         for t in (template.items.all() if template else [])
     ]
-    request.preview_hash = preview_hash_of(request, items)
+    request.preview_hash = "0" * 64  # hashed below, once the checklist is stored
     request.save()
     for item in items:
         item.request = request
     ChecklistItem.objects.bulk_create(items)
+    save_with_hash(request)
     audit_record(
         actor=actor,
         action=actions.APPROVAL_REQUEST_CREATE.name,
@@ -256,7 +257,6 @@ def approval_request_update(
     if "urgency" in changed:
         _confirm_emergency(request, actor)
     new_revision(request, actor=actor, now=now)
-    request.save()
     audit_record(
         actor=actor,
         action=actions.APPROVAL_REQUEST_UPDATE.name,
@@ -316,7 +316,6 @@ def checklist_item_set(
     item.full_clean(exclude=["request", "checked_by"])
     item.save()
     new_revision(request, actor=actor, now=now)
-    request.save()
     audit_record(
         actor=actor,
         action=actions.APPROVAL_CHECKLIST_SET.name,

@@ -13,17 +13,20 @@ The app that owns an action registers it here (like the policy's action registry
 - `schedulable`: whether the system actor may execute an approved request at its window.
 
 The app that holds the requests (approvals) plugs its verifier into the slot below, so an
-owning app re-verifies an approval without importing it. Core imports no app.
+owning app re-verifies an approval without importing it; it plugs in the blackout windows'
+lookup the same way. Core imports no app.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import connection
+from django.utils import timezone
 
 from . import policy
 from .errors import Conflict
@@ -280,3 +283,25 @@ def approval_verify(
         environment_id=environment.pk,
         _seal=_SEAL,
     )
+
+
+# --- The blackout slot -------------------------------------------------------------------
+# Inside a blackout window nothing increases exposure in that environment, direct changes
+# included, except through an approved emergency request (VerifiedApproval.urgency). An
+# owning app asks here, without importing the app that keeps the windows.
+
+_blackout_lookup: Callable[[Environment, dt.datetime], str | None] | None = None
+
+
+def blackout_lookup_install(lookup: Callable[[Environment, dt.datetime], str | None]) -> None:
+    global _blackout_lookup
+    if _blackout_lookup is not None and _blackout_lookup is not lookup:
+        raise ImproperlyConfigured("A blackout lookup is already installed")
+    _blackout_lookup = lookup
+
+
+def blackout_now(environment: Environment, at: dt.datetime | None = None) -> str | None:
+    """What blackout window is open in this environment now (a sentence), or None."""
+    if _blackout_lookup is None:
+        return None
+    return _blackout_lookup(environment, at or timezone.now())

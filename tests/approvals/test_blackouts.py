@@ -267,3 +267,31 @@ def test_post_review_close__not_a_release_manager__refused(world, clock, who):
         post_review_close(actor=world[who], review=review, notes="fine")
 
     assert PostReview.objects.get(pk=review.pk).is_open
+
+
+def test_blackout_now__core_slot__names_the_open_window_for_owning_apps(weekend, production):
+    from releasecontrol import requestable
+
+    assert requestable.blackout_now(production, utc(2026, 3, 6, 9, 0)) is None
+    assert "No changes over the weekend" in requestable.blackout_now(
+        production, utc(2026, 3, 6, 17, 0)
+    )
+
+
+def test_approval_requests_run_scheduled__window_inside_blackout__suspended_with_reason(
+    world, clock, weekend
+):
+    from approvals.execution import approval_requests_run_scheduled
+
+    request = request_change(
+        world["dev"], window_start=FRIDAY_EVENING, window_end=FRIDAY_EVENING + dt.timedelta(hours=2)
+    )
+    request = go(complete_checklist(request, world["dev"]), world["rhea"])
+    clock.move_to(FRIDAY_EVENING, tick=False)
+
+    assert approval_requests_run_scheduled() == []
+
+    request = fresh(request)
+    assert request.status == "approved"
+    assert "No changes over the weekend" in request.suspended_reason
+    assert flag_state().mode == "off"
