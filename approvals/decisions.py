@@ -1,0 +1,168 @@
+"""Go, adjust, no-go: who may decide a request, and when it is approved."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from releasecontrol.audit import audit_record
+from releasecontrol.errors import Conflict
+from releasecontrol.models import User
+from releasecontrol.policy import authorize
+
+from . import actions
+from .models import ApprovalRequest, Decision, DecisionKind, Status
+from .revisions import (
+    RequestClosed,
+    ensure_open,
+    refuse,
+    request_lock,
+    request_target,
+    request_view,
+)
+
+
+class StaleHash(Conflict):
+    code = "stale_preview"
+
+
+def valid_gos(request: ApprovalRequest) -> list[Decision]:
+    """The gos that count: this revision's, not void, oldest first."""
+    return list(
+        request.decisions.filter(decision=DecisionKind.GO, void=False, revision=request.revision)
+        .select_related("decider")
+        .order_by("id")
+    )
+
+
+def checklist_incomplete(request: ApprovalRequest) -> list[str]:
+    """The required items not yet checked (evidence is enforced when an item is checked)."""
+    return [
+        f"{item.section}: {item.text}"
+        for item in request.checklist.all()
+        if item.required and not item.checked
+    ]
+
+
+@transaction.atomic
+def approval_decide(
+    *,
+    actor: User,
+    request: ApprovalRequest,
+    decision: str,
+    preview_hash: str,
+    comment: str = "",
+    reason: str = "",
+) -> ApprovalRequest:
+    """A person's go, adjust or no-go on the revision whose preview hash they saw.
+
+    A go counts from an active human holding approve_changes on the environment who neither
+    asked for nor edited the request (superusers included), once per revision. Approved when
+    the valid gos reach what the environment requires now (one more for an emergency) and
+    every required checklist item is checked. Adjust sends it back; no-go rejects it.
+    """
+    if decision not in DecisionKind.values:
+        raise ValidationError({"decision": f"must be one of {', '.join(DecisionKind.values)}"})
+    if not isinstance(preview_hash, str) or not preview_hash:
+        raise ValidationError({"preview_hash": "Name the preview hash you decided on."})
+    comment = (comment or "").strip()
+    if decision != DecisionKind.GO and not comment:
+        raise ValidationError({"comment": "Say what must change, or why not."})
+    authorize(
+        actor,
+        actions.APPROVAL_DECIDE,
+        request.environment,
+        target=request_target(request),
+        requested={"request": request.pk, "decision": decision, "preview_hash": preview_hash},
+        reason=reason,
+    )
+    request = request_lock(request)
+    if not actor.is_human:
+        # The policy already refuses agents and the system; this holds whatever it says.
+        raise refuse(
+            actor=actor,
+            action=actions.APPROVAL_DECIDE.name,
+            request=request,
+            why="only a person decides a request",
+            reason=reason,
+        )
+    if actor.pk == request.requested_by_id:
+        raise refuse(
+            actor=actor,
+            action=actions.APPROVAL_DECIDE.name,
+            request=request,
+            why="the requester never decides their own request",
+            reason=reason,
+        )
+    if request.editors.filter(pk=actor.pk).exists():
+        raise refuse(
+            actor=actor,
+            action=actions.APPROVAL_DECIDE.name,
+            request=request,
+            why="someone who edited a request never decides it",
+            reason=reason,
+        )
+    now = timezone.now()
+    ensure_open(request, now=now)
+    if request.status != Status.PENDING:
+        raise RequestClosed(
+            f"Request #{request.pk} is {request.get_status_display().lower()}, not pending: "
+            "only a pending request is decided."
+        )
+    if preview_hash != request.preview_hash:
+        raise StaleHash(
+            f"Request #{request.pk} changed since you read it (now revision {request.revision}, "
+            f"hash {request.preview_hash[:12]}…): read it again before deciding.",
+            revision=request.revision,
+            preview_hash=request.preview_hash,
+        )
+    if decision == DecisionKind.GO:
+        if any(g.decider_id == actor.pk for g in valid_gos(request)):
+            raise Conflict(f"You already gave revision {request.revision} your go.")
+        missing = checklist_incomplete(request)
+        if missing:
+            raise ValidationError(
+                {"checklist": [f"Not checked yet: {text}" for text in missing]},
+            )
+    before = request_view(request)
+    made = Decision.objects.create(
+        request=request,
+        revision=request.revision,
+        decider=actor,
+        decision=decision,
+        comment=comment,
+        preview_hash=preview_hash,
+        created_at=now,
+    )
+    if decision == DecisionKind.GO:
+        if request.is_emergency and request.emergency_confirmed_by_id is None:
+            request.emergency_confirmed_by = actor
+        gos = valid_gos(request)
+        if len(gos) >= request.approvals_required:
+            request.status, request.approved_at = Status.APPROVED, now
+    elif decision == DecisionKind.ADJUST:
+        request.status = Status.CHANGES_REQUESTED
+    else:
+        request.status, request.closed_at = Status.REJECTED, now
+    request.updated_at = now
+    request.save()
+    audit_record(
+        actor=actor,
+        action=actions.APPROVAL_DECIDE.name,
+        environment=request.environment,
+        target=request_target(request),
+        before=before,
+        after={
+            "decision": decision,
+            "decision_id": made.pk,
+            "comment": comment,
+            "revision": request.revision,
+            "preview_hash": preview_hash,
+            "status": request.status,
+            "approvals": len(valid_gos(request)),
+            "approvals_required": request.approvals_required,
+        },
+        reason=reason,
+    )
+    return request
