@@ -14,6 +14,8 @@ import environ
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
+from approvals.schedule import approvals_beat_schedule
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -251,6 +253,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": MONITOR_HEARTBEAT_INTERVAL},
     },
 }
+# The site's apps add their periodic tasks (approvals: expiry and scheduled executions).
+APPROVALS_TASK_INTERVAL = env.float("APPROVALS_TASK_INTERVAL", default=30.0)
+CELERY_BEAT_SCHEDULE.update(approvals_beat_schedule(APPROVALS_TASK_INTERVAL))
+
+# Approval requests expire this long after they were made, or at their window's end if later.
+APPROVAL_REQUEST_TTL_HOURS = env.float("APPROVAL_REQUEST_TTL_HOURS", default=72.0)
 
 # --- Request size ----------------------------------------------------------------
 # Larger bodies answer 413 (releasecontrol.middleware.InputValidationMiddleware); nothing

@@ -12,7 +12,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from approvals.decisions import approval_decide
 from approvals.models import Decision
 from approvals.services import checklist_item_set
-from releasecontrol.audit import wait_for_pending_denials
 from releasecontrol.errors import Conflict
 
 from .helpers import arrange, fresh, last_event
@@ -123,6 +122,5 @@ def test_approval_decide__table__answers_and_status(
             call()
         assert Decision.objects.filter(request=request).count() == decisions_before
         if decider == "system":
-            wait_for_pending_denials()
             assert last_event("approval.decide", outcome="denied").actor_name == "system"
     assert fresh(request).status == status_after

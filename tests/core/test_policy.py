@@ -32,6 +32,8 @@ ADMIN_ONLY = ("---", "---", "---", "---", "---", "---", "---", "DSP", "DSP")
 # production only; the system only when exposure shrinks (see the False rows).
 FLAG_CHANGE_REDUCING = ("DSP", "DSP", "DS-", "---", "DS-", "DS-", "---", "DSP", "DSP")
 FLAG_CHANGE_INCREASING = ("DSP", "DSP", "DS-", "---", "DS-", "DS-", "---", "DSP", "---")
+REQUESTING = ("DSP", "DSP", "DSP", "---", "DSP", "DSP", "---", "DSP", "---")
+RELEASE_MANAGERS = ("DSP", "---", "---", "---", "---", "---", "---", "DSP", "---")
 
 # (action, reduces_exposure passed by the caller; None when the action declares it itself)
 EXPECTED: dict[tuple[str, bool | None], tuple[str, ...]] = {
@@ -69,6 +71,25 @@ EXPECTED: dict[tuple[str, bool | None], tuple[str, ...]] = {
     ("killswitch.release", None): ("DSP", "DSP", "---", "---", "---", "---", "---", "DSP", "---"),
     ("sdkkey.issue", None): ADMIN_ONLY,
     ("sdkkey.revoke", None): ADMIN_ONLY,
+    # --- the approvals app's actions (approvals/actions.py)
+    # Preparing and asking: wherever the role holds request_changes (developers and agents
+    # everywhere, production included).
+    ("approval.request.create", None): REQUESTING,
+    ("approval.request.update", None): REQUESTING,
+    ("approval.checklist.set", None): REQUESTING,
+    # Cancelling changes nothing, so automation may too (the service limits it to the
+    # requester or a release manager).
+    ("approval.cancel", None): ("DSP", "DSP", "DSP", "---", "DSP", "DSP", "---", "DSP", "DSP"),
+    # Deciding: release managers; never agents, whatever role they hold; never automation.
+    ("approval.decide", None): RELEASE_MANAGERS,
+    ("postreview.close", None): RELEASE_MANAGERS,
+    ("blackout.create", None): RELEASE_MANAGERS,
+    ("blackout.delete", None): RELEASE_MANAGERS,
+    # The beat tasks' (expiry, suspending a scheduled request): they change nothing.
+    ("approval.expire", None): ADMIN_ONLY,
+    ("approval.suspend", None): ADMIN_ONLY,
+    ("checklist.template.save", None): ADMIN_ONLY,
+    ("checklist.default.set", None): ADMIN_ONLY,
     # --- test-only actions registered by the `test_actions` fixture
     ("test.flip", True): FLAG_CHANGE_REDUCING,
     ("test.flip", False): FLAG_CHANGE_INCREASING,
