@@ -7,10 +7,14 @@ class FlagsConfig(AppConfig):
     name = "flags"
 
     def ready(self) -> None:
+        from releasecontrol.api import api_router_add
         from releasecontrol.management.commands.seed_demo import SEED_HOOKS
 
         from . import actions  # noqa: F401  (registers the flags actions)
+        from .api import router
         from .demo import seed_flags
+
+        api_router_add("", router)
 
         if seed_flags not in SEED_HOOKS:
             SEED_HOOKS.append(seed_flags)

@@ -1,4 +1,4 @@
-"""The core's pages: dashboard, environment page, health, and who-am-I on the API."""
+"""The core's pages: dashboard, environment page, health."""
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -7,7 +7,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from . import selectors
-from .api import api_endpoint
 
 
 @require_GET
@@ -52,18 +51,3 @@ def healthz(request: HttpRequest) -> JsonResponse:
         },
     }
     return JsonResponse(body, status=200 if database == "ok" else 503)
-
-
-@api_endpoint(methods=("GET",))
-def api_me(request: HttpRequest) -> JsonResponse:
-    user = request.user
-    return JsonResponse(
-        {
-            "username": user.username,
-            "kind": user.kind,
-            "roles": [
-                {"role": g.role, "environment": g.environment.slug}
-                for g in selectors.role_grants_for_user(user)
-            ],
-        }
-    )
