@@ -18,6 +18,8 @@ import pytest
         "/api/v1/flags/",  # a trailing slash: no redirect, a JSON 404
         "/api/v1/flags/new-checkout/environments/staging/unknown",
         "/api/v1/flags/x/environments/not%20a%20slug",
+        "/api/v1/flags/x/environments/new%0Aline",  # found by the fuzz: an HTML 404
+        "/api/v1/%0A",
     ],
 )
 @pytest.mark.parametrize("with_token", [True, False])
