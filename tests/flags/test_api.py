@@ -443,3 +443,37 @@ def test_flag_get__key_not_a_flag_key__400_names_key(call, developer, key):
     response = call(developer, "GET", f"/api/v1/flags/{key}")
     assert response.status_code == 400, response.content
     assert response.json()["detail"].startswith("key:")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flag_create__same_idempotency_key_at_once__one_flag_both_answered_it(
+    developer, api_token_for
+):
+    import threading
+
+    from django.db import connections
+    from django.test import Client
+
+    token = api_token_for(developer)
+    barrier, answers = threading.Barrier(2), []
+
+    def send() -> None:
+        barrier.wait()
+        response = Client().post(
+            "/api/v1/flags",
+            {"key": "racing"},
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "race-1"},
+        )
+        answers.append((response.status_code, response.json()["key"]))
+        connections.close_all()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert answers == [(201, "racing"), (201, "racing")]
+    assert Flag.objects.filter(key="racing").count() == 1
+    assert AuditEvent.objects.filter(action="flag.create").count() == 1

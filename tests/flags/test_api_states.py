@@ -580,3 +580,44 @@ def test_flag_state_restore__agent_in_production__403_and_denial_audited(
     denied = last_event(outcome="denied")
     assert (denied.action, denied.actor_name) == ("flag.state.restore", "ci-bot")
     assert state_of(flag, production)["mode"] == "off"
+
+
+WRITES = [
+    ("POST", "/api/v1/flags"),
+    ("PATCH", STATE_URL.format("staging")),
+    ("POST", STATE_URL.format("staging") + "/restore"),
+    ("POST", "/api/v1/environments/staging/rollback"),
+]
+ODD_BODIES = [
+    [],
+    [{"mode": "full", "version": 1}],
+    None,
+    "text",
+    12,
+    {"version": 10**30, "event_id": 10**30, "percentage": -(10**30)},
+    {"version": None, "event_id": None, "reason": None, "key": None},
+    {"version": {}, "event_id": [], "reason": {}, "allowlist": [None]},
+    {"mode": ["full"], "side": 1, "tags": [[]], "on_value": {"a": [{"b": [[[]]]}]}},
+    {"": 1},
+]
+
+
+@pytest.mark.parametrize(("method", "path"), WRITES)
+@pytest.mark.parametrize("body", ODD_BODIES, ids=range(len(ODD_BODIES)))
+def test_write_endpoint__odd_json__400_json_never_5xx_nothing_changed(
+    call, oncall, staging, flag, method, path, body
+):
+    response = call(oncall, method, path, body)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] in ("invalid", "invalid_json", "unknown_field")
+    assert response.json()["detail"]
+    assert state_of(flag, staging)["version"] == 1
+    assert not Environment.objects.get(pk=staging.pk).kill_switch_engaged
+
+
+def test_flag_create__integer_flag_with_huge_values__201_and_chain_verifies(call, developer):
+    body = {"key": "big", "type": "integer", "on_value": 10**30, "off_value": -(10**30)}
+    response = call(developer, "POST", "/api/v1/flags", body)
+    assert response.status_code == 201, response.content
+    assert response.json()["on_value"] == 10**30
+    assert audit_verify().ok
