@@ -299,5 +299,5 @@ def api_urls() -> list[URLPattern | URLResolver]:
 
 
 # Anything under /api/ that no endpoint serves (included after the API's own routes).
-# (?s) and \Z: a path holding a newline is still ours.
-not_found_urls = [re_path(r"(?s)^api(?:/(?P<rest>.*))?\Z", not_found, name="api_not_found")]
+# [\s\S] and \Z, not . and $: a path holding a newline is still ours.
+not_found_urls = [re_path(r"^api(?:/(?P<rest>[\s\S]*))?\Z", not_found, name="api_not_found")]

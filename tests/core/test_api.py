@@ -54,3 +54,11 @@ def test_api__session_cookie_and_no_csrf_token__still_401_nothing_done(client, d
     response = client.post("/api/v1/flags", {"key": "x"}, content_type="application/json")
     assert response.status_code == 401
     assert response.json()["error"] == "unauthenticated"
+
+
+def test_api_urls__every_site_url__still_reversible(db):
+    from django.urls import reverse
+
+    assert reverse("dashboard") == "/"
+    assert reverse("api:flag_list") == "/api/v1/flags"
+    assert reverse("api_not_found", kwargs={"rest": "x"}) == "/api/x"
