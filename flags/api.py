@@ -176,6 +176,7 @@ def _event_json(event: AuditEvent, flag: Flag) -> dict[str, Any]:
 
 @router.get(
     "/flags",
+    url_name="flags",
     response={200: FlagPage, **errors(400, 401)},
     tags=["flags"],
     summary="Flags with their state in every environment, by key",
@@ -195,6 +196,7 @@ def flag_list(request: HttpRequest, query: Query[FlagListQuery]) -> dict[str, An
 
 @router.post(
     "/flags",
+    url_name="flags",
     response={201: FlagOut, **errors(400, 401, 403, 409)},
     tags=["flags"],
     summary="Create a flag (off in every environment)",
@@ -244,6 +246,7 @@ def _duplicate(key: str) -> ApiError:
 
 @router.get(
     "/flags/{key}",
+    url_name="flag",
     response={200: FlagOut, **errors(400, 401, 404)},
     tags=["flags"],
     summary="One flag with its state in every environment",
@@ -254,6 +257,7 @@ def flag_get(request: HttpRequest, key: KeyPath) -> FlagOut:
 
 @router.get(
     "/flags/{key}/history",
+    url_name="flag_history",
     response={200: EventPage, **errors(400, 401, 404)},
     tags=["flags"],
     summary="The flag's audit events, newest first",
@@ -277,6 +281,7 @@ def flag_history(request: HttpRequest, key: KeyPath, query: Query[HistoryQuery])
 
 @router.get(
     STATE,
+    url_name="flag_state",
     response={200: ChangedStateOut, **errors(400, 401, 404)},
     tags=["flags"],
     summary="The flag's state in one environment",
@@ -290,6 +295,7 @@ def flag_state_get(request: HttpRequest, key: KeyPath, environment: EnvironmentP
 
 @router.patch(
     STATE,
+    url_name="flag_state",
     response={200: ChangedStateOut, **errors(400, 401, 403, 404, 409)},
     tags=["flags"],
     summary="Change the flag's state in one environment (send the version you read)",
@@ -314,6 +320,7 @@ def flag_state_set(
 
 @router.post(
     STATE + "/restore",
+    url_name="flag_state_restore",
     response={200: RestoredStateOut, **errors(400, 401, 403, 404, 409)},
     tags=["flags"],
     summary="Bring back a state recorded in the audit trail, as a new change",
@@ -372,6 +379,7 @@ def _restorable_state(
 
 @router.post(
     "/environments/{slug:environment}/rollback",
+    url_name="environment_rollback",
     response={200: RollbackOut, **errors(400, 401, 403, 404)},
     tags=["environments"],
     summary="Engage the environment kill switch: every flag there off",

@@ -21,7 +21,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
-from django.urls import URLPattern, URLResolver, path, re_path
+from django.urls import URLPattern, URLResolver, path, register_converter
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Router
 from ninja.errors import AuthenticationError, HttpError
@@ -227,7 +227,12 @@ for _exception, _handler in (
 core_router = Router(tags=["account"])
 
 
-@core_router.get("/me", response={200: MeOut, **ERRORS_READ}, summary="Who the token belongs to")
+@core_router.get(
+    "/me",
+    response={200: MeOut, **ERRORS_READ},
+    url_name="me",
+    summary="Who the token belongs to",
+)
 def me(request: HttpRequest) -> dict[str, Any]:
     user = request.auth
     grants = selectors.role_grants_for_user(user)
@@ -291,13 +296,33 @@ def api_urls() -> list[URLPattern | URLResolver]:
     """The API's routes, for the site's urls.py to include at api/v1/."""
     patterns, _, _ = api.urls
     routes: list[URLPattern | URLResolver] = [path("openapi.json", openapi_json, name="openapi")]
+    seen = set()
     for pattern in patterns:
-        if isinstance(pattern, URLPattern) and pattern.name != "api-root":
+        # Ninja adds one pattern per operation; the view behind them dispatches by method.
+        route = str(pattern.pattern)
+        if isinstance(pattern, URLPattern) and pattern.name != "api-root" and route not in seen:
+            seen.add(route)
             pattern.callback = _json_not_allowed(pattern.callback)
             routes.append(pattern)
     return routes
 
 
+class AnyPathConverter:
+    """Anything, newlines included (the `path` converter's `.+` stops at one)."""
+
+    regex = r"[\s\S]*"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(AnyPathConverter, "anypath")
+
 # Anything under /api/ that no endpoint serves (included after the API's own routes).
-# [\s\S] and \Z, not . and $: a path holding a newline is still ours.
-not_found_urls = [re_path(r"^api(?:/(?P<rest>[\s\S]*))?\Z", not_found, name="api_not_found")]
+not_found_urls = [
+    path("api", not_found, name="api_root"),
+    path("api/<anypath:rest>", not_found, name="api_not_found"),
+]

@@ -60,5 +60,5 @@ def test_api_urls__every_site_url__still_reversible(db):
     from django.urls import reverse
 
     assert reverse("dashboard") == "/"
-    assert reverse("api:flag_list") == "/api/v1/flags"
+    assert reverse("api:flags") == "/api/v1/flags"
     assert reverse("api_not_found", kwargs={"rest": "x"}) == "/api/x"
