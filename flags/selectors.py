@@ -230,28 +230,27 @@ def restorable_state(
 
 
 def flag_history(
-    flag: Flag, *, environment: Environment | None = None, limit: int = 200
+    flag: Flag,
+    *,
+    environment: Environment | None = None,
+    limit: int = 200,
+    before: int | None = None,
 ) -> list[AuditEvent]:
-    """The flag's audit events, newest first: its own changes and the kill switches that hit it.
-
-    Kill switch events name the flags they turned off inside `before`; they are rare, so
-    they are matched here rather than with a JSON lookup SQLite lacks.
-    """
+    """The flag's audit events, newest first: its own changes and the kill switches that hit it
+    (they name the flags they turned off inside `before`). `before` (an event id) pages on:
+    only older events."""
     own = audit_events(AuditFilter(target_type="flag", target_id=str(flag.pk)))
     kills = audit_events(
         AuditFilter(
-            action="killswitch.engage",
+            action=KILL_SWITCH_ENGAGE,
             outcome="ok",
             environment=environment.slug if environment else "",
         )
-    )
+    ).filter(before__states__contains=[{"flag": flag.key}])
     if environment is not None:
         # Flag-wide events (creation, edits) have no environment and belong to every tab.
         own = own.filter(Q(environment=environment) | Q(environment__isnull=True))
-    hits = [
-        event
-        for event in kills[:limit]
-        if any(s.get("flag") == flag.key for s in (event.before or {}).get("states", []))
-    ]
-    events = {e.pk: e for e in [*own[:limit], *hits]}
+    if before is not None:
+        own, kills = own.filter(pk__lt=before), kills.filter(pk__lt=before)
+    events = {e.pk: e for e in [*own[:limit], *kills[:limit]]}
     return sorted(events.values(), key=lambda e: e.pk, reverse=True)[:limit]

@@ -326,3 +326,29 @@ class AuditVerification(models.Model):
         if not self.total:
             return 100 if not self.in_progress else 0
         return min(100, int(self.checked * 100 / self.total))
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a creating request sent with an `Idempotency-Key` header.
+
+    Per account: the same key with the same request answers this again (a retry after a lost
+    connection creates nothing twice); the same key with another request is a conflict. Only
+    successful answers are kept: a refused request keeps nothing and may be sent again.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    # sha256 of the method, path and canonical JSON body the key was first used with.
+    fingerprint = models.CharField(max_length=64)
+    # Written in the same transaction as what the request created, so never seen half-made.
+    status = models.PositiveSmallIntegerField(default=0)
+    response = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotencykey_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.key} ({self.status})"

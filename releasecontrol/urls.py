@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import views
+from .api import api_urls
+from .api import not_found_urls as api_not_found_urls
 from .auth import SignInForm
 
 handler403 = "releasecontrol.views.permission_denied"
@@ -11,8 +13,8 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("environments/<slug:slug>/", views.environment_detail, name="environment_detail"),
     path("healthz", views.healthz, name="healthz"),
-    path("api/v1/me", views.api_me, name="api_me"),
-    path("api/v1/", include("flags.api")),
+    path("api/v1/", include((api_urls(), "api"), namespace="api")),
+    *api_not_found_urls,
     path("ofrep/v1/", include("flags.ofrep")),
     path("", include("flags.urls")),
     path("audit/", include("releasecontrol.audit.urls")),

@@ -1,5 +1,4 @@
-"""The core's pages: dashboard, environment page, health, the refusal page, and who-am-I on
-the API."""
+"""The core's pages: dashboard, environment page, health, the refusal page."""
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
@@ -9,7 +8,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from . import selectors
-from .api import api_endpoint
 from .dashboard import dashboard_sections_for
 
 
@@ -84,18 +82,3 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     if getattr(request, "htmx", False):
         template += "#refusal"
     return render(request, template, {"why": why or DEFAULT_REFUSAL}, status=403)
-
-
-@api_endpoint(methods=("GET",))
-def api_me(request: HttpRequest) -> JsonResponse:
-    user = request.user
-    return JsonResponse(
-        {
-            "username": user.username,
-            "kind": user.kind,
-            "roles": [
-                {"role": g.role, "environment": g.environment.slug}
-                for g in selectors.role_grants_for_user(user)
-            ],
-        }
-    )

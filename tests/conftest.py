@@ -137,3 +137,28 @@ def api_token_for(db):
         return api_token_issue(actor=User.system(), user=user, name="test").raw
 
     return issue
+
+
+NO_BODY = object()
+
+
+@pytest.fixture
+def api_call(client, api_token_for):
+    """api_call(user, "PATCH", "/api/v1/...", body, headers={...}) -> response, with a real
+    personal token for `user` (None sends none); `raw=` sends bytes as the body."""
+    import json
+
+    tokens: dict[int, str] = {}
+
+    def send(user, method: str, path: str, body=NO_BODY, *, raw: bytes | None = None, headers=None):
+        sent = dict(headers or {})
+        if user is not None:
+            if user.pk not in tokens:
+                tokens[user.pk] = api_token_for(user)
+            sent["Authorization"] = f"Bearer {tokens[user.pk]}"
+        data = raw if raw is not None else (b"" if body is NO_BODY else json.dumps(body))
+        return client.generic(
+            method, path, data=data, content_type="application/json", headers=sent
+        )
+
+    return send

@@ -70,7 +70,7 @@ def resync(apps, schema_editor):
 class Migration(migrations.Migration):
     # The idempotency-key migration (0006) lands beside this one; either order works.
     dependencies = [
-        ("releasecontrol", "0005_auditverification"),
+        ("releasecontrol", "0006_idempotency_key"),
         ("guardian", "0001_initial"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("auth", "0012_alter_user_first_name_max_length"),

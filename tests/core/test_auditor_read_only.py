@@ -83,6 +83,8 @@ AUDITOR_EVENTS = {"audit.export", "audit.verify", "audit.pack"}
 # OFREP evaluates flags with POST (the protocol reads through POST bodies) and answers only
 # SDK keys: an auditor's session is unauthenticated there.
 READ_BY_POST = {"ofrep_evaluate_flags", "ofrep_evaluate_flag"}
+# Under /api/ where no endpoint is: a JSON 404 whatever the method.
+API_NOT_FOUND = {"api_root", "api_not_found"}
 
 # What an auditor's GET answers when it is neither 200 nor "nothing to GET here" (a 405
 # whose Allow header leaves GET out), and why. The admin's pages send non-staff to its
@@ -91,6 +93,8 @@ GET_NOT_200: dict[str, tuple[int, str]] = {
     "flags:state_cell": (302, "a cell alone is an htmx partial; a plain GET goes to the flag"),
     "password_reset_confirm": (302, "a valid reset link moves its token into the session"),
     "admin:login": (200, "the admin's sign-in page, saying they are not staff"),
+    "api_root": (404, "no endpoint at /api: the API's JSON 404"),
+    "api_not_found": (404, "no endpoint there: the API's JSON 404"),
 }
 
 # The mutations the domain has today: the walk must reach each and see the policy refuse it
@@ -101,15 +105,17 @@ KNOWN_MUTATIONS = {
     ("flags:kill_switch_release", "POST"),
     ("flags:state_set", "POST"),
     ("flags:state_restore", "POST"),
-    ("api_flags", "POST"),
-    ("api_flag_environment", "PATCH"),
-    ("api_flag_environment_restore", "POST"),
-    ("api_environment_rollback", "POST"),
+    ("api:flags", "POST"),
+    ("api:flag_state", "PATCH"),
+    ("api:flag_state_restore", "POST"),
+    ("api:environment_rollback", "POST"),
+    ("api:flag_accept", "POST"),
 }
 KNOWN_REFUSED_ACTIONS = {
     "flag.create",
     "flag.state.set",
     "flag.state.restore",
+    "flag.accept",
     "killswitch.engage",
     "killswitch.release",
 }
@@ -237,6 +243,7 @@ class World:
             "token": lambda: default_token_generator.make_token(self.auditor),
             "app_label": lambda: "flags",
             "url": lambda: "no-such-page/",
+            "rest": lambda: "no-such-endpoint",
         }
         maker = by_route.get((route.name, kwarg)) or by_name.get(kwarg)
         if maker is None:
@@ -313,19 +320,20 @@ def _payloads(world: World) -> dict[tuple[str, str], dict[str, Any]]:
             "reason": refusal,
             "confirmed": "1",
         },
-        ("api_flags", "POST"): {"key": "auditor-made", "name": "Auditor made"},
-        ("api_flag_environment", "PATCH"): {
+        ("api:flags", "POST"): {"key": "auditor-made", "name": "Auditor made"},
+        ("api:flag_state", "PATCH"): {
             "mode": "full",
             "version": state.version,
             "reason": refusal,
         },
-        ("api_flag_environment_restore", "POST"): {
+        ("api:flag_state_restore", "POST"): {
             "event_id": world.state_event.pk,
             "side": "before",
             "version": state.version,
             "reason": refusal,
         },
-        ("api_environment_rollback", "POST"): {"reason": refusal},
+        ("api:environment_rollback", "POST"): {"reason": refusal},
+        ("api:flag_accept", "POST"): {"version": state.version, "reason": refusal},
     }
 
 
@@ -422,6 +430,8 @@ def _refusal_problem(route: Route, method: str, response: HttpResponse) -> str:
     if route.name.startswith("admin:") and status == 302 and _to_admin_sign_in(response):
         return ""
     if route.name in READ_BY_POST and status == 401:
+        return ""
+    if route.name in API_NOT_FOUND and status == 404:
         return ""
     return f"answered {status}, not a refusal (403/405)"
 
@@ -526,7 +536,7 @@ def test_auditor__exports_csv_and_jsonl__each_export_audited(world: World) -> No
 
 def test_walk__finds_pages_api_admin_and_audit__not_vacuous() -> None:
     names = {route.name for route in ROUTES}
-    assert {"flags:state_set", "api_flag_environment", "audit:explorer", "admin:index"} <= names
+    assert {"flags:state_set", "api:flag_state", "audit:explorer", "admin:index"} <= names
     assert len(ROUTES) > 50
 
 

@@ -1,10 +1,9 @@
-"""The agent API for flags (/api/v1/flags..., /api/v1/environments/{env}/rollback), through
-real requests, real tokens, real PostgreSQL: allowed, 401, 403, 405, bad input, 404, 409."""
+"""The flags API: listing, creating and reading flags (/api/v1/flags...), through real
+requests, real tokens, real PostgreSQL: allowed, 401, 403, 405, bad input, 404, 409, paging
+and Idempotency-Key. States, history, restore and rollback: test_api_states.py."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,30 +11,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from flags.models import Flag, FlagState
-from flags.services import flag_create, flag_state_set, kill_switch_release
-from releasecontrol.audit import audit_verify
-from releasecontrol.models import AuditEvent, Environment
+from flags.services import flag_create, flag_state_set
+from releasecontrol.models import AuditEvent, Environment, IdempotencyKey
 
-NOTHING = object()
+STATE_URL = "/api/v1/flags/new-checkout/environments/{}"
 
 
 @pytest.fixture
-def call(client, api_token_for) -> Callable[..., Any]:
-    """call(user, "PATCH", "/api/v1/...", body) -> response; user None sends no token."""
-    tokens: dict[int, str] = {}
-
-    def send(user, method: str, path: str, body: Any = NOTHING, *, raw: bytes | None = None):
-        headers = {}
-        if user is not None:
-            if user.pk not in tokens:
-                tokens[user.pk] = api_token_for(user)
-            headers["Authorization"] = f"Bearer {tokens[user.pk]}"
-        data = raw if raw is not None else (b"" if body is NOTHING else json.dumps(body))
-        return client.generic(
-            method, path, data=data, content_type="application/json", headers=headers
-        )
-
-    return send
+def call(api_call):
+    return api_call
 
 
 @pytest.fixture
@@ -47,21 +31,10 @@ def last_event(**filters) -> AuditEvent | None:
     return AuditEvent.objects.filter(**filters).order_by("-id").first()
 
 
-def state_of(flag: Flag, environment: Environment) -> dict[str, Any]:
-    state = FlagState.objects.get(flag=flag, environment=environment)
-    return {
-        "mode": state.mode,
-        "percentage": state.percentage,
-        "allowlist": state.allowlist,
-        "version": state.version,
-    }
-
-
-STATE_URL = "/api/v1/flags/new-checkout/environments/{}"
-
 # --- 401 / 405 for every endpoint -----------------------------------------------------------
 
 ENDPOINTS = [
+    ("GET", "/api/v1/me"),
     ("GET", "/api/v1/flags"),
     ("POST", "/api/v1/flags"),
     ("GET", "/api/v1/flags/new-checkout"),
@@ -83,6 +56,7 @@ def test_endpoint__no_valid_token__401_json(client, flag, method, path, authoriz
     assert response.status_code == 401
     assert response.json()["error"] == "unauthenticated"
     assert response["WWW-Authenticate"].startswith("Bearer")
+    assert FlagState.objects.filter(version__gt=1).count() == 0
 
 
 @pytest.mark.parametrize(
@@ -94,11 +68,13 @@ def test_endpoint__no_valid_token__401_json(client, flag, method, path, authoriz
         ("PUT", STATE_URL.format("staging")),
         ("GET", STATE_URL.format("staging") + "/restore"),
         ("GET", "/api/v1/environments/production/rollback"),
+        ("POST", "/api/v1/me"),
     ],
 )
-def test_endpoint__wrong_method__405_with_allow(call, developer, flag, method, path):
+def test_endpoint__wrong_method__405_json_with_allow(call, developer, flag, method, path):
     response = call(developer, method, path)
     assert response.status_code == 405
+    assert response["Content-Type"].startswith("application/json")
     assert response.json()["error"] == "method_not_allowed"
     assert method not in response["Allow"]
 
@@ -117,9 +93,10 @@ def test_flag_list__any_account__flags_with_state_in_every_environment(
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["count"], body["page"], body["pages"], body["next"]) == (2, 1, 1, None)
-    first = body["results"][0]
-    assert first["key"] == "new-checkout" and first["tags"] == ["payments"]
+    assert set(body) == {"items", "next"} and body["next"] is None
+    assert [f["key"] for f in body["items"]] == ["new-checkout", "ocr"]
+    first = body["items"][0]
+    assert first["tags"] == ["payments"]
     assert first["type"] == "boolean" and (first["on_value"], first["off_value"]) == (True, False)
     assert list(first["environments"]) == ["development", "staging", "production"]
     staging_state = first["environments"]["staging"]
@@ -140,7 +117,7 @@ def test_flag_list__tag_and_search__only_matching_flags(call, developer):
     def keys(query: str) -> list[str]:
         response = call(developer, "GET", f"/api/v1/flags{query}")
         assert response.status_code == 200
-        return [f["key"] for f in response.json()["results"]]
+        return [f["key"] for f in response.json()["items"]]
 
     assert keys("?tag=ocr") == ["ocr-fast", "ocr-slow"]
     assert keys("?search=faster") == ["ocr-fast"]
@@ -148,38 +125,53 @@ def test_flag_list__tag_and_search__only_matching_flags(call, developer):
     assert keys("?tag=nothing") == []
 
 
-def test_flag_list__page_size__pages_follow_each_other(call, developer):
+def test_flag_list__limit_and_cursor__pages_follow_each_other_without_gaps(call, developer):
     for n in range(5):
         flag_create(actor=developer, key=f"f{n}", name=f"F{n}")
 
-    first = call(developer, "GET", "/api/v1/flags?page_size=2").json()
-    last = call(developer, "GET", "/api/v1/flags?page_size=2&page=3").json()
+    first = call(developer, "GET", "/api/v1/flags?limit=2").json()
+    # A flag created between two reads lands on the page where its key belongs.
+    flag_create(actor=developer, key="f1b", name="F1b")
+    second = call(developer, "GET", f"/api/v1/flags?limit=2&cursor={first['next']}").json()
+    third = call(developer, "GET", f"/api/v1/flags?limit=2&cursor={second['next']}").json()
 
-    assert [f["key"] for f in first["results"]] == ["f0", "f1"]
-    assert (first["count"], first["pages"], first["next"], first["previous"]) == (5, 3, 2, None)
-    assert [f["key"] for f in last["results"]] == ["f4"]
-    assert (last["next"], last["previous"]) == (None, 2)
+    assert [f["key"] for f in first["items"]] == ["f0", "f1"]
+    assert [f["key"] for f in second["items"]] == ["f1b", "f2"]
+    assert [f["key"] for f in third["items"]] == ["f3", "f4"]
+    assert third["next"] is None
+
+
+def test_flag_list__default_limit__50(call, developer):
+    for n in range(51):
+        flag_create(actor=developer, key=f"f{n:02}", name=f"F{n}")
+    body = call(developer, "GET", "/api/v1/flags").json()
+    assert len(body["items"]) == 50 and body["next"] is not None
+    rest = call(developer, "GET", f"/api/v1/flags?cursor={body['next']}").json()
+    assert [f["key"] for f in rest["items"]] == ["f50"] and rest["next"] is None
 
 
 @pytest.mark.parametrize(
-    ("query", "status", "names"),
+    ("query", "names"),
     [
-        ("?page_size=501", 400, "page_size"),
-        ("?page_size=0", 400, "page_size"),
-        ("?page=abc", 400, "page"),
-        ("?page=-1", 400, "page"),
-        ("?page=9", 404, "page"),
+        ("?limit=501", "limit"),
+        ("?limit=0", "limit"),
+        ("?limit=abc", "limit"),
+        ("?limit=99999999999999999999999", "limit"),
+        ("?cursor=not-a-cursor", "cursor"),
+        ("?cursor=eyJrZXkiOiAiLi4ifQ", "cursor"),  # {"key": ".."}: not a flag key
+        ("?cursor=eyJpZCI6IDF9", "cursor"),  # {"id": 1}: another list's cursor
     ],
 )
-def test_flag_list__bad_paging__says_what_to_fix(call, developer, flag, query, status, names):
+def test_flag_list__bad_paging__400_names_the_parameter(call, developer, flag, query, names):
     response = call(developer, "GET", f"/api/v1/flags{query}")
-    assert response.status_code == status
-    assert names in response.json()["detail"].lower()
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "invalid"
+    assert response.json()["detail"].startswith(names + ":")
 
 
 def _list_queries(call, user) -> int:
     with CaptureQueriesContext(connection) as queries:
-        response = call(user, "GET", "/api/v1/flags?page_size=500")
+        response = call(user, "GET", "/api/v1/flags?limit=500")
     assert response.status_code == 200
     return len(queries)
 
@@ -201,10 +193,13 @@ def test_flag_list__10_or_100_flags__same_number_of_queries(
 
     make(0, 10)
     call(developer, "GET", "/api/v1/flags")  # the token's first use notes last_used_at
+    # An engaged switch from the start, so both lists read the flags switches covered.
+    call(oncall, "POST", "/api/v1/environments/development/rollback", {"reason": "load test"})
+    # Token, flags, tags, states, kill switches and the flags they covered, environments.
     with django_assert_max_num_queries(7):
         ten = _list_queries(call, developer)
     make(10, 100)
-    # A kill switch covering them is read once, not per flag.
+    # More kill switches covering them are read once, not per flag.
     call(oncall, "POST", "/api/v1/environments/staging/rollback", {"reason": "load test"})
     with django_assert_max_num_queries(7):
         hundred = _list_queries(call, developer)
@@ -250,7 +245,7 @@ def test_flag_create__agent_boolean_without_values__defaults_true_false(call, ag
     assert last_event(action="flag.create").actor_kind == "agent"
 
 
-def test_flag_create__string_flag_with_values__201(call, developer):
+def test_flag_create__object_flag_with_values__201(call, developer):
     response = call(
         developer,
         "POST",
@@ -269,23 +264,64 @@ def test_flag_create__string_flag_with_values__201(call, developer):
         ({"key": "g", "type": "boolean", "on_value": "yes"}, "on_value"),
         ({"key": "g", "type": "integer", "on_value": 1.5, "off_value": 0}, "on_value"),
         ({"key": "g", "type": "colour"}, "type"),
+        ({"key": "g", "type": None}, "type"),
         ({"key": "bad key!"}, "key"),
+        ({"key": ".."}, "key"),
+        ({"key": "."}, "key"),
+        ({"key": "-leading-dash"}, "key"),
+        ({"key": "x/y"}, "key"),
+        ({"key": "k" * 101}, "key"),
+        ({"key": "new-line\n"}, "key"),
         ({"name": "No key"}, "key"),
         ({"key": 12}, "key"),
+        ({"key": None}, "key"),
+        ({"key": ["a"]}, "key"),
+        ({"key": "g", "name": 5}, "name"),
+        ({"key": "g", "name": "n" * 201}, "name"),
         ({"key": "g", "tags": "payments"}, "tags"),
+        ({"key": "g", "tags": [1]}, "tags[0]"),
+        ({"key": "g", "tags": None}, "tags"),
+        ({"key": "g", "tags": ["Not a slug!"]}, "tags[0]"),
+        ({"key": "g", "tags": ["t" * 51]}, "tags[0]"),
         ({"key": "g", "enabled": True}, "enabled"),
     ],
 )
-def test_flag_create__bad_input__400_says_what_to_fix(call, developer, body, mentions):
+def test_flag_create__bad_input__400_names_the_field_nothing_recorded(
+    call, developer, body, mentions
+):
     response = call(developer, "POST", "/api/v1/flags", body)
     assert response.status_code == 400, response.content
     assert mentions in response.json()["detail"]
     assert not Flag.objects.exists()
+    assert not AuditEvent.objects.filter(action="flag.create").exists()
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]"])
-def test_flag_create__body_not_a_json_object__400(call, developer, raw):
+def test_flag_create__unknown_field__400_names_it_and_the_accepted_ones(call, developer):
+    response = call(developer, "POST", "/api/v1/flags", {"key": "g", "enabled": True})
+    assert response.json()["error"] == "unknown_field"
+    detail = response.json()["detail"]
+    assert detail.startswith("Unknown field(s): enabled.")
+    assert "key, name, description, tags, type, on_value, off_value" in detail
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flag_create__bad_key_from_an_auditor__400_before_any_denial(call, auditor):
+    """The key is checked before the policy, so a refusal never records a key like x/y."""
+    response = call(auditor, "POST", "/api/v1/flags", {"key": "x/y"})
+    assert response.status_code == 400
+    assert not AuditEvent.objects.filter(outcome="denied").exists()
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"a string"', b"null", b"7"])
+def test_flag_create__body_not_a_json_object__400_invalid_json(call, developer, raw):
     response = call(developer, "POST", "/api/v1/flags", raw=raw)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "invalid_json"
+    assert "JSON" in response.json()["detail"]
+
+
+def test_flag_create__empty_body__400_asks_for_a_json_object(call, developer):
+    response = call(developer, "POST", "/api/v1/flags")
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_json"
 
@@ -312,6 +348,65 @@ def test_flag_create__auditor__403_and_denial_audited(call, auditor):
     assert not Flag.objects.exists()
 
 
+# --- Idempotency-Key ----------------------------------------------------------------------------
+
+
+def test_flag_create__same_idempotency_key_and_body__first_answer_once_created(call, developer):
+    body = {"key": "new-checkout", "tags": ["payments"]}
+    headers = {"Idempotency-Key": "create-checkout-1"}
+
+    first = call(developer, "POST", "/api/v1/flags", body, headers=headers)
+    retry = call(developer, "POST", "/api/v1/flags", body, headers=headers)
+
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json()
+    assert retry["Idempotent-Replayed"] == "true"
+    assert Flag.objects.count() == 1
+    assert AuditEvent.objects.filter(action="flag.create").count() == 1
+
+
+def test_flag_create__same_idempotency_key_other_body__409_nothing_created(call, developer):
+    headers = {"Idempotency-Key": "k-1"}
+    call(developer, "POST", "/api/v1/flags", {"key": "first"}, headers=headers)
+
+    response = call(developer, "POST", "/api/v1/flags", {"key": "second"}, headers=headers)
+
+    assert response.status_code == 409
+    assert response.json()["error"] == "idempotency_key_reused"
+    assert list(Flag.objects.values_list("key", flat=True)) == ["first"]
+
+
+def test_flag_create__same_idempotency_key_other_account__its_own_request(call, developer, agent):
+    headers = {"Idempotency-Key": "shared"}
+    mine = call(developer, "POST", "/api/v1/flags", {"key": "mine"}, headers=headers)
+    theirs = call(agent, "POST", "/api/v1/flags", {"key": "theirs"}, headers=headers)
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    assert IdempotencyKey.objects.filter(key="shared").count() == 2
+
+
+def test_flag_create__refused_with_idempotency_key__nothing_kept_retry_runs_again(
+    call, developer, auditor
+):
+    headers = {"Idempotency-Key": "try"}
+    refused = call(
+        developer, "POST", "/api/v1/flags", {"key": "bad", "type": "string"}, headers=headers
+    )
+    assert refused.status_code == 400
+    assert not IdempotencyKey.objects.exists()
+    fixed = {"key": "bad", "type": "string", "on_value": "a", "off_value": "b"}
+    assert call(developer, "POST", "/api/v1/flags", fixed, headers=headers).status_code == 201
+
+
+@pytest.mark.parametrize("key", ["", "k" * 201])
+def test_flag_create__idempotency_key_empty_or_too_long__400(call, developer, key):
+    response = call(
+        developer, "POST", "/api/v1/flags", {"key": "a"}, headers={"Idempotency-Key": key}
+    )
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["detail"]
+    assert not Flag.objects.exists()
+
+
 # --- GET /api/v1/flags/{key} --------------------------------------------------------------
 
 
@@ -320,14 +415,16 @@ def test_flag_get__existing__flag_with_environments_in_promotion_order(call, aud
     assert response.status_code == 200
     body = response.json()
     assert body["key"] == "new-checkout"
-    assert body["environments"]["production"] == {
+    production: dict[str, Any] = body["environments"]["production"]
+    assert production == {
         "mode": "off",
         "percentage": 0,
         "allowlist": [],
         "version": 1,
-        "updated_at": body["environments"]["production"]["updated_at"],
+        "updated_at": production["updated_at"],
         "updated_by": None,
         "kill_switch": None,
+        "values_served": True,  # a boolean's values need no acceptance
     }
     assert list(body["environments"]) == list(
         Environment.objects.order_by("position").values_list("slug", flat=True)
@@ -340,460 +437,42 @@ def test_flag_get__unknown_key__404(call, developer):
     assert response.json() == {"error": "not_found", "detail": "No flag 'nope'"}
 
 
-# --- PATCH /api/v1/flags/{key}/environments/{environment} -----------------------------------
-
-
-def test_flag_state_patch__developer_in_staging__200_and_audited(call, developer, staging, flag):
-    response = call(
-        developer,
-        "PATCH",
-        STATE_URL.format("staging"),
-        {"mode": "percentage", "percentage": 25, "allowlist": ["qa-1"], "version": 1},
-    )
-
-    assert response.status_code == 200
-    body = response.json()
-    assert body["flag"] == "new-checkout" and body["environment"] == "staging"
-    assert (body["mode"], body["percentage"], body["allowlist"], body["version"]) == (
-        "percentage",
-        25,
-        ["qa-1"],
-        2,
-    )
-    assert body["updated_by"] == "dev"
-    assert state_of(flag, staging) == {
-        "mode": "percentage",
-        "percentage": 25,
-        "allowlist": ["qa-1"],
-        "version": 2,
-    }
-    event = last_event(action="flag.state.set")
-    assert (event.actor_name, event.environment_id, event.target_name) == (
-        "dev",
-        "staging",
-        "new-checkout",
-    )
-    assert event.before == {"mode": "off", "percentage": 0, "allowlist": [], "version": 1}
-    assert event.after == {
-        "mode": "percentage",
-        "percentage": 25,
-        "allowlist": ["qa-1"],
-        "version": 2,
-    }
-
-
-def test_flag_state_patch__omitted_fields__keep_their_values(call, developer, staging, flag):
-    call(developer, "PATCH", STATE_URL.format("staging"), {"mode": "allowlist", "allowlist": ["a"]})
-
-    response = call(developer, "PATCH", STATE_URL.format("staging"), {"percentage": 40})
-
-    assert response.status_code == 200
-    assert state_of(flag, staging) == {
-        "mode": "allowlist",
-        "percentage": 40,
-        "allowlist": ["a"],
-        "version": 3,
-    }
-
-
-def test_flag_state_get__one_environment__the_state(call, developer, staging, flag):
-    flag_state_set(actor=developer, flag=flag, environment=staging, mode="shadow")
-    response = call(developer, "GET", STATE_URL.format("staging"))
-    assert response.status_code == 200
-    assert (response.json()["mode"], response.json()["version"]) == ("shadow", 2)
-
-
-def test_flag_state_patch__release_manager_in_production_with_reason__200_reason_audited(
-    call, release_manager, production, flag
-):
-    response = call(
-        release_manager,
-        "PATCH",
-        STATE_URL.format("production"),
-        {"mode": "percentage", "percentage": 10, "version": 1, "reason": "canary 10%"},
-    )
-    assert response.status_code == 200
-    event = last_event(action="flag.state.set")
-    assert (event.actor_name, event.environment_id, event.reason) == (
-        "rita",
-        "production",
-        "canary 10%",
-    )
-    assert event.after["percentage"] == 10
-
-
-@pytest.mark.parametrize(
-    ("body", "mentions"),
-    [
-        ({"mode": "on"}, "mode"),
-        ({"mode": "percentage", "percentage": 101}, "percentage"),
-        ({"mode": "percentage", "percentage": "50"}, "percentage"),
-        ({"percentage": True}, "percentage"),
-        ({"allowlist": "user-1,user-2"}, "allowlist"),
-        ({"allowlist": ["ok", ""]}, "allowlist"),
-        ({"mode": "full", "colour": "green"}, "colour"),
-        ({"mode": "full", "version": "1"}, "version"),
-        ({"mode": "full", "version": 0}, "version"),
-        ({"mode": "full", "reason": 5}, "reason"),
-    ],
-)
-def test_flag_state_patch__bad_input__400_says_what_to_fix_and_nothing_changes(
-    call, developer, staging, flag, body, mentions
-):
-    response = call(developer, "PATCH", STATE_URL.format("staging"), body)
+@pytest.mark.parametrize("key", ["..", "-x", "k" * 101, "a%20b", "%C3%A9"])
+def test_flag_get__key_not_a_flag_key__400_names_key(call, developer, key):
+    response = call(developer, "GET", f"/api/v1/flags/{key}")
     assert response.status_code == 400, response.content
-    assert mentions in response.json()["detail"]
-    assert state_of(flag, staging)["version"] == 1
-
-
-def test_flag_state_patch__not_json__400(call, developer, staging, flag):
-    response = call(developer, "PATCH", STATE_URL.format("staging"), raw=b"mode=full")
-    assert response.status_code == 400
-    assert "JSON" in response.json()["detail"]
-
-
-def test_flag_state_patch__production_without_reason__400_asks_for_one(
-    call, oncall, production, flag
-):
-    response = call(oncall, "PATCH", STATE_URL.format("production"), {"mode": "full"})
-    assert response.status_code == 400
-    assert "reason" in response.json()["detail"]
-    assert state_of(flag, production)["mode"] == "off"
+    assert response.json()["detail"].startswith("key:")
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("who", "username"), [("developer", "dev"), ("agent", "ci-bot")])
-def test_flag_state_patch__developer_or_agent_in_production__403_and_denial_audited(
-    request, call, developer, production, who, username
+def test_flag_create__same_idempotency_key_at_once__one_flag_both_answered_it(
+    developer, api_token_for
 ):
-    flag = flag_create(actor=developer, key="new-checkout", name="New checkout")
-    actor = request.getfixturevalue(who)
+    import threading
 
-    response = call(
-        actor,
-        "PATCH",
-        STATE_URL.format("production"),
-        {"mode": "full", "version": 1, "reason": "ship it"},
-    )
+    from django.db import connections
+    from django.test import Client
 
-    assert response.status_code == 403
-    assert response.json()["detail"].startswith("Refused:")
-    denied = last_event(outcome="denied")
-    assert (denied.action, denied.actor_name, denied.environment_id) == (
-        "flag.state.set",
-        username,
-        "production",
-    )
-    assert denied.after["requested"]["mode"] == "full"
-    assert state_of(flag, production)["mode"] == "off"
-    assert audit_verify().ok
+    token = api_token_for(developer)
+    barrier, answers = threading.Barrier(2), []
 
-
-def test_flag_state_patch__stale_version__409_names_who_and_loses_nothing(
-    call, developer, oncall, staging, flag
-):
-    # Given omar and dev both read version 1, and omar saves first
-    first = call(oncall, "PATCH", STATE_URL.format("staging"), {"mode": "full", "version": 1})
-    assert first.status_code == 200
-
-    # When dev saves against the version they read
-    second = call(
-        developer,
-        "PATCH",
-        STATE_URL.format("staging"),
-        {"mode": "allowlist", "allowlist": ["me"], "version": 1},
-    )
-
-    # Then dev is told who changed it, sees the state now, and omar's change stands
-    assert second.status_code == 409
-    body = second.json()
-    assert body["error"] == "stale"
-    assert "omar" in body["detail"] and "version 2" in body["detail"]
-    assert body["updated_by"] == "omar"
-    assert body["current"] == {"mode": "full", "percentage": 0, "allowlist": [], "version": 2}
-    assert state_of(flag, staging) == body["current"]
-    assert AuditEvent.objects.filter(action="flag.state.set").count() == 1
-
-
-def test_flag_state_patch__kill_switch_engaged__409_on_increase_200_on_decrease(
-    call, release_manager, oncall, production, flag
-):
-    call(
-        release_manager,
-        "PATCH",
-        STATE_URL.format("production"),
-        {"mode": "percentage", "percentage": 10, "reason": "canary"},
-    )
-    rollback = call(oncall, "POST", "/api/v1/environments/production/rollback", {"reason": "5xx"})
-    assert rollback.status_code == 200
-
-    increase = call(
-        release_manager,
-        "PATCH",
-        STATE_URL.format("production"),
-        {"mode": "percentage", "percentage": 10, "reason": "try again"},
-    )
-    decrease = call(
-        release_manager,
-        "PATCH",
-        STATE_URL.format("production"),
-        {"mode": "shadow", "reason": "shadow traffic while we look"},
-    )
-
-    assert increase.status_code == 409
-    assert increase.json()["error"] == "kill_switch_engaged"
-    assert "omar" in increase.json()["detail"]
-    assert decrease.status_code == 200 and decrease.json()["mode"] == "shadow"
-    flag_json = call(release_manager, "GET", "/api/v1/flags/new-checkout").json()
-    switch = flag_json["environments"]["production"]["kill_switch"]
-    assert (switch["scope"], switch["engaged_by"], switch["reason"]) == (
-        "environment",
-        "omar",
-        "5xx",
-    )
-    assert flag_json["environments"]["staging"]["kill_switch"] is None
-
-
-def test_flag_state_patch__approval_required__409_says_so(call, release_manager, production, flag):
-    Environment.objects.filter(pk=production.pk).update(require_approval_for_increase=True)
-    response = call(
-        release_manager, "PATCH", STATE_URL.format("production"), {"mode": "full", "reason": "go"}
-    )
-    assert response.status_code == 409
-    assert response.json()["error"] == "approval_required"
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/api/v1/flags/nope/environments/staging",
-        "/api/v1/flags/new-checkout/environments/moon",
-    ],
-)
-def test_flag_state_patch__unknown_flag_or_environment__404(call, developer, flag, path):
-    response = call(developer, "PATCH", path, {"mode": "full"})
-    assert response.status_code == 404
-    assert response.json()["error"] == "not_found"
-
-
-# --- POST /api/v1/environments/{environment}/rollback ---------------------------------------
-
-
-def test_environment_rollback__oncall__turns_off_and_second_call_is_idempotent(
-    call, release_manager, oncall, production, staging, flag
-):
-    other = flag_create(actor=release_manager, key="ocr", name="OCR")
-    for f, state in ((flag, {"mode": "full"}), (other, {"mode": "percentage", "percentage": 30})):
-        flag_state_set(actor=release_manager, flag=f, environment=production, reason="go", **state)
-    flag_state_set(actor=release_manager, flag=flag, environment=staging, mode="full")
-
-    first = call(oncall, "POST", "/api/v1/environments/production/rollback", {"reason": "5xx"})
-
-    assert first.status_code == 200
-    body = first.json()
-    assert body["environment"] == "production" and body["already_rolled_back"] is False
-    assert [(t["flag"], t["before"]["mode"]) for t in body["turned_off"]] == [
-        ("new-checkout", "full"),
-        ("ocr", "percentage"),
-    ]
-    assert body["kill_switch"]["engaged_by"] == "omar"
-    assert state_of(flag, production)["mode"] == state_of(other, production)["mode"] == "off"
-    assert state_of(flag, staging)["mode"] == "full"
-    event = last_event(action="killswitch.engage")
-    assert (event.actor_name, event.environment_id, event.reason) == ("omar", "production", "5xx")
-    assert [s["flag"] for s in event.before["states"]] == ["new-checkout", "ocr"]
-    assert event.after["turned_off"] == 2
-
-    second = call(oncall, "POST", "/api/v1/environments/production/rollback", {"reason": "again"})
-
-    assert second.status_code == 200
-    assert second.json()["already_rolled_back"] is True
-    assert second.json()["turned_off"] == []
-    assert "already rolled back by omar" in second.json()["detail"]
-    assert AuditEvent.objects.filter(action="killswitch.engage").count() == 1
-
-
-@pytest.mark.django_db(transaction=True)
-def test_environment_rollback__agent__403_denial_audited_nothing_turned_off(
-    call, agent, release_manager, production
-):
-    flag = flag_create(actor=release_manager, key="new-checkout", name="New checkout")
-    flag_state_set(
-        actor=release_manager, flag=flag, environment=production, mode="full", reason="go"
-    )
-
-    response = call(agent, "POST", "/api/v1/environments/production/rollback", {"reason": "panic"})
-
-    assert response.status_code == 403
-    assert "agent" in response.json()["detail"]
-    denied = last_event(outcome="denied")
-    assert (denied.action, denied.actor_name, denied.environment_id, denied.reason) == (
-        "killswitch.engage",
-        "ci-bot",
-        "production",
-        "panic",
-    )
-    assert state_of(flag, production)["mode"] == "full"
-    assert not Environment.objects.get(pk=production.pk).kill_switch_engaged
-
-
-@pytest.mark.parametrize(
-    ("body", "mentions"),
-    [({}, "reason"), ({"reason": "   "}, "reason"), ({"reason": "x", "scope": "tag"}, "scope")],
-)
-def test_environment_rollback__bad_input__400_and_not_engaged(
-    call, oncall, production, body, mentions
-):
-    response = call(oncall, "POST", "/api/v1/environments/production/rollback", body)
-    assert response.status_code == 400
-    assert mentions in response.json()["detail"]
-    assert not Environment.objects.get(pk=production.pk).kill_switch_engaged
-
-
-def test_environment_rollback__unknown_environment__404(call, oncall):
-    response = call(oncall, "POST", "/api/v1/environments/moon/rollback", {"reason": "x"})
-    assert response.status_code == 404
-
-
-# --- History and restore ----------------------------------------------------------------------
-
-
-def test_flag_history__changes__newest_first_with_ids(call, developer, staging, production, flag):
-    flag_state_set(actor=developer, flag=flag, environment=staging, mode="full")
-    response = call(developer, "GET", "/api/v1/flags/new-checkout/history?environment=staging")
-    assert response.status_code == 200
-    events = response.json()["events"]
-    assert events[0]["action"] == "flag.state.set" and events[0]["after"]["mode"] == "full"
-    assert events[0]["id"] == last_event(action="flag.state.set").pk
-    bad = call(developer, "GET", "/api/v1/flags/new-checkout/history?limit=1000")
-    assert bad.status_code == 400
-
-
-def test_flag_state_restore__after_rollback_and_release__brings_back_the_state(
-    call, release_manager, oncall, production, flag
-):
-    flag_state_set(
-        actor=release_manager,
-        flag=flag,
-        environment=production,
-        mode="percentage",
-        percentage=10,
-        allowlist=["vip"],
-        reason="canary",
-    )
-    rollback = call(oncall, "POST", "/api/v1/environments/production/rollback", {"reason": "5xx"})
-    assert rollback.status_code == 200
-    kill_event = last_event(action="killswitch.engage")
-
-    # While the kill switch holds, bringing the state back is an increase: refused
-    refused = call(
-        release_manager,
-        "POST",
-        STATE_URL.format("production") + "/restore",
-        {"event_id": kill_event.pk, "reason": "restore canary"},
-    )
-    assert refused.status_code == 409
-
-    env = Environment.objects.get(pk=production.pk)
-    kill_switch_release(actor=release_manager, switch=env.kill_switches.get(), reason="fixed")
-    response = call(
-        release_manager,
-        "POST",
-        STATE_URL.format("production") + "/restore",
-        {"event_id": kill_event.pk, "version": 3, "reason": "restore canary"},
-    )
-
-    assert response.status_code == 200, response.content
-    body = response.json()
-    assert (body["mode"], body["percentage"], body["allowlist"], body["version"]) == (
-        "percentage",
-        10,
-        ["vip"],
-        4,
-    )
-    assert body["restored_from"] == kill_event.pk
-    event = last_event(action="flag.state.restore")
-    assert (event.actor_name, event.reason) == ("rita", "restore canary")
-    assert event.before["mode"] == "off" and event.after["percentage"] == 10
-
-
-def test_flag_state_restore__side_before_of_a_change__previous_state_back(
-    call, developer, staging, flag
-):
-    flag_state_set(
-        actor=developer, flag=flag, environment=staging, mode="allowlist", allowlist=["a"]
-    )
-    flag_state_set(actor=developer, flag=flag, environment=staging, mode="full")
-    change = last_event(action="flag.state.set")
-
-    response = call(
-        developer,
-        "POST",
-        STATE_URL.format("staging") + "/restore",
-        {"event_id": change.pk, "side": "before"},
-    )
-
-    assert response.status_code == 200
-    assert state_of(flag, staging) == {
-        "mode": "allowlist",
-        "percentage": 0,
-        "allowlist": ["a"],
-        "version": 4,
-    }
-
-
-def test_flag_state_restore__event_of_another_flag_or_environment__400(
-    call, developer, staging, development, flag
-):
-    other = flag_create(actor=developer, key="ocr", name="OCR")
-    flag_state_set(actor=developer, flag=other, environment=staging, mode="full")
-    other_flag_event = last_event(action="flag.state.set")
-    flag_state_set(actor=developer, flag=flag, environment=development, mode="full")
-    other_env_event = last_event(action="flag.state.set")
-    create_event = last_event(action="flag.create")
-
-    for event_id in (other_flag_event.pk, other_env_event.pk, create_event.pk):
-        response = call(
-            developer, "POST", STATE_URL.format("staging") + "/restore", {"event_id": event_id}
+    def send() -> None:
+        barrier.wait()
+        response = Client().post(
+            "/api/v1/flags",
+            {"key": "racing"},
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "race-1"},
         )
-        assert response.status_code == 400
-        assert response.json()["error"] == "not_restorable"
-    assert state_of(flag, staging)["version"] == 1
+        answers.append((response.status_code, response.json()["key"]))
+        connections.close_all()
 
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
 
-@pytest.mark.parametrize(
-    ("body", "status"),
-    [
-        ({}, 400),
-        ({"event_id": "7"}, 400),
-        ({"event_id": 1, "side": "middle"}, 400),
-        ({"event_id": 999999}, 404),
-    ],
-)
-def test_flag_state_restore__bad_or_unknown_event__400_or_404(call, developer, flag, body, status):
-    response = call(developer, "POST", STATE_URL.format("staging") + "/restore", body)
-    assert response.status_code == status
-
-
-@pytest.mark.django_db(transaction=True)
-def test_flag_state_restore__agent_in_production__403_and_denial_audited(
-    call, agent, release_manager, production
-):
-    flag = flag_create(actor=release_manager, key="new-checkout", name="New checkout")
-    flag_state_set(
-        actor=release_manager, flag=flag, environment=production, mode="full", reason="go"
-    )
-    flag_state_set(actor=release_manager, flag=flag, environment=production, mode="off", reason="x")
-    change = last_event(action="flag.state.set")
-
-    response = call(
-        agent,
-        "POST",
-        STATE_URL.format("production") + "/restore",
-        {"event_id": change.pk, "side": "before", "reason": "bring it back"},
-    )
-
-    assert response.status_code == 403
-    denied = last_event(outcome="denied")
-    assert (denied.action, denied.actor_name) == ("flag.state.restore", "ci-bot")
-    assert state_of(flag, production)["mode"] == "off"
+    assert answers == [(201, "racing"), (201, "racing")]
+    assert Flag.objects.filter(key="racing").count() == 1
+    assert AuditEvent.objects.filter(action="flag.create").count() == 1
