@@ -337,3 +337,67 @@ def test_flag_accept__values_changed_since__acceptance_no_longer_counts(
     Flag.objects.filter(pk=payments.pk).update(off_value={"payment_provider": "https://other"})
     Environment.objects.filter(pk=production.pk).update(flags_version=999)
     assert ofrep(client, sdk_keys, "production", "payments").json()["errorCode"] == "FLAG_NOT_FOUND"
+
+
+# --- The accept endpoint ----------------------------------------------------------------------
+
+ACCEPT_URL = "/api/v1/flags/payments/environments/{}/accept"
+
+
+def test_api_accept__release_manager__200_values_served_and_audited(
+    api_call, client, sdk_keys, release_manager, payments
+):
+    before = api_call(release_manager, "GET", "/api/v1/flags/payments").json()
+    assert before["environments"]["production"]["values_served"] is False
+    assert before["environments"]["staging"]["values_served"] is True
+
+    response = api_call(
+        release_manager,
+        "POST",
+        ACCEPT_URL.format("production"),
+        {"version": 1, "reason": "provider checked with payments"},
+    )
+
+    assert response.status_code == 200, response.content
+    assert (response.json()["flag"], response.json()["version"]) == ("payments", 2)
+    event = last_event(action="flag.accept")
+    assert (event.actor, event.outcome) == (release_manager, "ok")
+    after = api_call(release_manager, "GET", "/api/v1/flags/payments").json()
+    assert after["environments"]["production"]["values_served"] is True
+    assert ofrep(client, sdk_keys, "production", "payments").json()["value"] == EVIL
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_accept__agent__403_denial_audited_still_not_served(
+    api_call, client, sdk_keys, agent, payments
+):
+    response = api_call(
+        agent, "POST", ACCEPT_URL.format("production"), {"version": 1, "reason": "mine"}
+    )
+
+    assert response.status_code == 403
+    assert response.json()["error"] == "forbidden"
+    denied = last_event(action="flag.accept")
+    assert (denied.actor, denied.outcome) == (agent, "denied")
+    assert ofrep(client, sdk_keys, "production", "payments").json()["errorCode"] == (
+        "FLAG_NOT_FOUND"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "mentions"),
+    [
+        ({"reason": "no version"}, 400, "version"),
+        ({"version": 7, "reason": "stale"}, 409, "version"),
+        ({"version": 1}, 400, "reason"),
+    ],
+)
+def test_api_accept__bad_request__4xx_says_what_to_fix_nothing_accepted(
+    api_call, release_manager, payments, production, body, status, mentions
+):
+    response = api_call(release_manager, "POST", ACCEPT_URL.format("production"), body)
+
+    assert response.status_code == status, response.content
+    assert mentions in response.json()["detail"]
+    state = FlagState.objects.get(flag=payments, environment=production)
+    assert state.values_accepted_at is None
