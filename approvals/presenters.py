@@ -108,7 +108,7 @@ def preview_items(preview: dict[str, Any]) -> list[PreviewItem]:
         after = dict(item.get("after") or {})
         version = before.pop("version", None)
         after.pop("version", None)
-        names = list(dict.fromkeys([*before, *after]))
+        names = sorted({*before, *after})  # stored as jsonb: its key order is not ours
         items.append(
             PreviewItem(
                 kind=str(item.get("type", "")).replace("_", " "),
