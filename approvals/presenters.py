@@ -50,7 +50,7 @@ def decide_environment_ids(user: User) -> frozenset[int]:
 
 
 def awaiting_count(request: HttpRequest) -> int:
-    """The badge's number, worked out once per request."""
+    """The badge's number: one query (none for who decides nowhere), once per request."""
     cached = getattr(request, "_approvals_awaiting", None)
     if cached is None:
         user = request.user

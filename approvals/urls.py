@@ -8,6 +8,7 @@ app_name = "approvals"
 
 urlpatterns = [
     path("", views.inbox, name="inbox"),
+    path("badge", views.badge, name="badge"),
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/decisions", views.decision_make, name="decide"),
     path("<int:pk>/execute", views.execute, name="execute"),

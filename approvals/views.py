@@ -18,6 +18,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from releasecontrol import selectors as core_selectors
@@ -32,6 +33,7 @@ from .forms import ChecklistItemForm, DecisionForm, ExecuteForm, InboxFilterForm
 from .models import ApprovalRequest, ChecklistItem, PostReview, Status
 from .presenters import (
     Notice,
+    awaiting_count,
     blackout_note,
     checklist_progress,
     checklist_refusal,
@@ -60,6 +62,17 @@ def _form_errors(form: Any) -> str:
     return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
 
 
+# --- The nav badge --------------------------------------------------------------------------
+
+
+@never_cache
+@require_GET
+def badge(request: HttpRequest) -> HttpResponse:
+    """The count awaiting the signed-in person, loaded by every page's nav after it renders
+    (so no page pays for it in its own queries): one query."""
+    return render(request, "approvals/_badge.html", {"count": awaiting_count(request)})
+
+
 # --- Inbox ----------------------------------------------------------------------------------
 
 
@@ -78,8 +91,6 @@ def inbox(request: HttpRequest) -> HttpResponse:
     counts = selectors.approval_inbox_counts(
         request.user, decide_environment_ids=ids, environment=environment or None
     )
-    if not environment:
-        request._approvals_awaiting = counts["awaiting"]  # the nav badge: no second query
     rows, next_before = selectors.approval_inbox_page(
         request.user,
         view=view,

@@ -128,11 +128,31 @@ def test_nav_badge__one_query_then_none_in_the_same_request(world, rf, django_as
     assert first == again == 2
 
 
-def test_nav_badge__on_every_page__counts_what_awaits_me(world, client):
+def test_nav_badge__every_page_loads_it__counts_what_awaits_me(
+    world, client, django_assert_max_num_queries
+):
     request_change(world["dev"], title="awaiting")
     client.force_login(world["rita"])
+    client.get("/approvals/badge")  # the per-user policy cache, warm after any page
 
-    html = client.get("/flags/").content.decode()
+    page = client.get("/flags/").content.decode()
+    with django_assert_max_num_queries(3):  # session, user, the count
+        badge = client.get("/approvals/badge", HTTP_HX_REQUEST="true")
 
-    assert 'data-testid="approvals-badge"' in html
-    assert 'title="1 awaiting your decision">1</span>' in html
+    assert 'hx-get="/approvals/badge" hx-trigger="load"' in page
+    assert badge.content.decode().strip() == (
+        '<span class="nav-badge" data-testid="approvals-badge" '
+        'title="1 awaiting your decision">1</span>'
+    )
+
+
+def test_nav_badge__developer__nothing_awaits_and_no_count_query(world, client):
+    request_change(world["rita"], title="not for a developer to decide")
+    client.force_login(world["dev"])
+    client.get("/approvals/badge")
+
+    with CaptureQueriesContext(connection) as captured:
+        badge = client.get("/approvals/badge")
+
+    assert 'data-testid="approvals-badge-none"' in badge.content.decode()
+    assert not [q for q in captured.captured_queries if "approvals_" in q["sql"]]
