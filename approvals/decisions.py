@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
+import datetime as dt
+
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from releasecontrol.audit import audit_record
 from releasecontrol.errors import Conflict
 from releasecontrol.models import User
-from releasecontrol.policy import authorize
+from releasecontrol.policy import authorize, decide
 
 from . import actions
 from .models import ApprovalRequest, Decision, DecisionKind, Status
@@ -45,6 +47,85 @@ def checklist_incomplete(request: ApprovalRequest) -> list[str]:
     ]
 
 
+class DeciderRefused(PermissionDenied):
+    """A refusal the policy cannot see (who asked, who edited); the service records it."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"Refused: {why}.")
+        self.why = why
+
+
+def decider_refusal(actor: User, request: ApprovalRequest) -> str | None:
+    """Why this person never decides this request, whatever their role, or None."""
+    if not actor.is_human:
+        # The policy already refuses agents and the system; this holds whatever it says.
+        return "only a person decides a request"
+    if actor.pk == request.requested_by_id:
+        return "the requester never decides their own request"
+    if any(editor.pk == actor.pk for editor in request.editors.all()):
+        return "someone who edited a request never decides it"
+    return None
+
+
+def approval_decide_check(
+    *,
+    actor: User,
+    request: ApprovalRequest,
+    decision: str,
+    now: dt.datetime,
+    preview_hash: str | None = None,
+) -> None:
+    """Everything approval_decide checks after the policy, reading only: raises
+    DeciderRefused, RequestClosed, StaleHash (when a hash is given), Conflict (a second go)
+    or ValidationError (a go on an incomplete checklist)."""
+    why = decider_refusal(actor, request)
+    if why is not None:
+        raise DeciderRefused(why)
+    ensure_open(request, now=now)
+    if request.status != Status.PENDING:
+        raise RequestClosed(
+            f"Request #{request.pk} is {request.get_status_display().lower()}, not pending: "
+            "only a pending request is decided."
+        )
+    if preview_hash is not None and preview_hash != request.preview_hash:
+        raise StaleHash(
+            f"Request #{request.pk} changed since you read it (now revision {request.revision}, "
+            f"hash {request.preview_hash[:12]}…): read it again before deciding.",
+            revision=request.revision,
+            preview_hash=request.preview_hash,
+        )
+    if decision == DecisionKind.GO:
+        if any(g.decider_id == actor.pk for g in valid_gos(request)):
+            raise Conflict(f"You already gave revision {request.revision} your go.")
+        missing = checklist_incomplete(request)
+        if missing:
+            raise ValidationError(
+                {"checklist": [f"Not checked yet: {text}" for text in missing]},
+            )
+
+
+def approval_decide_refusal(
+    *, actor: User, request: ApprovalRequest, decision: str, now: dt.datetime | None = None
+) -> str | None:
+    """Why approval_decide would refuse this decision by this person now, or None: the same
+    rules (the policy's, then the service's own), without side effects, so a page can say
+    so before anyone clicks."""
+    verdict = decide(actor, actions.APPROVAL_DECIDE, request.environment)
+    if not verdict.allowed:
+        return f"Refused: {verdict.why}."
+    try:
+        approval_decide_check(
+            actor=actor, request=request, decision=decision, now=now or timezone.now()
+        )
+    except PermissionDenied as refusal:
+        return str(refusal)
+    except Conflict as conflict:
+        return conflict.detail
+    except ValidationError as invalid:
+        return " ".join(invalid.messages)
+    return None
+
+
 @transaction.atomic
 def approval_decide(
     *,
@@ -78,53 +159,19 @@ def approval_decide(
         reason=reason,
     )
     request = request_lock(request)
-    if not actor.is_human:
-        # The policy already refuses agents and the system; this holds whatever it says.
-        raise refuse(
-            actor=actor,
-            action=actions.APPROVAL_DECIDE.name,
-            request=request,
-            why="only a person decides a request",
-            reason=reason,
-        )
-    if actor.pk == request.requested_by_id:
-        raise refuse(
-            actor=actor,
-            action=actions.APPROVAL_DECIDE.name,
-            request=request,
-            why="the requester never decides their own request",
-            reason=reason,
-        )
-    if request.editors.filter(pk=actor.pk).exists():
-        raise refuse(
-            actor=actor,
-            action=actions.APPROVAL_DECIDE.name,
-            request=request,
-            why="someone who edited a request never decides it",
-            reason=reason,
-        )
     now = timezone.now()
-    ensure_open(request, now=now)
-    if request.status != Status.PENDING:
-        raise RequestClosed(
-            f"Request #{request.pk} is {request.get_status_display().lower()}, not pending: "
-            "only a pending request is decided."
+    try:
+        approval_decide_check(
+            actor=actor, request=request, decision=decision, preview_hash=preview_hash, now=now
         )
-    if preview_hash != request.preview_hash:
-        raise StaleHash(
-            f"Request #{request.pk} changed since you read it (now revision {request.revision}, "
-            f"hash {request.preview_hash[:12]}…): read it again before deciding.",
-            revision=request.revision,
-            preview_hash=request.preview_hash,
-        )
-    if decision == DecisionKind.GO:
-        if any(g.decider_id == actor.pk for g in valid_gos(request)):
-            raise Conflict(f"You already gave revision {request.revision} your go.")
-        missing = checklist_incomplete(request)
-        if missing:
-            raise ValidationError(
-                {"checklist": [f"Not checked yet: {text}" for text in missing]},
-            )
+    except DeciderRefused as refusal:
+        raise refuse(
+            actor=actor,
+            action=actions.APPROVAL_DECIDE.name,
+            request=request,
+            why=refusal.why,
+            reason=reason,
+        ) from None
     before = request_view(request)
     made = Decision.objects.create(
         request=request,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,13 +17,13 @@ from releasecontrol import requestable
 from releasecontrol.audit import Target, audit_record
 from releasecontrol.errors import Conflict
 from releasecontrol.models import Environment, User
-from releasecontrol.policy import authorize
+from releasecontrol.policy import authorize, decide
 from releasecontrol.requestable import ApprovalDrifted, ApprovalFacts, ApprovalInvalid
 
 from . import actions
 from .blackouts import blackout_open, blackout_view
 from .decisions import valid_gos
-from .models import OPEN_STATUSES, ApprovalRequest, PostReview, Status
+from .models import OPEN_STATUSES, ApprovalRequest, BlackoutWindow, Decision, PostReview, Status
 from .revisions import (
     as_stored,
     preview_hash_of,
@@ -109,6 +110,114 @@ def _inside_window(request: ApprovalRequest, now: dt.datetime) -> bool:
     return any(start <= now < end for start, end in request.windows)
 
 
+class ExecutorRefused(PermissionDenied):
+    """A refusal the policy cannot see (an agent, an unschedulable action); the service
+    records it."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"Refused: {why}.")
+        self.why = why
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """What executing a request would do now, as approval_execute_check read it."""
+
+    owner: requestable.Requestable
+    current: dict[str, Any]  # the preview computed now
+    gos: list[Decision]
+
+    @property
+    def reduces(self) -> bool:
+        return bool(self.current["reduces_exposure"])
+
+    @property
+    def first_approver(self) -> User | None:
+        return self.gos[0].decider if self.gos else None
+
+
+def executor_refusal(actor: User) -> str | None:
+    if actor.is_agent:
+        return "agent accounts never execute a request; a person does"
+    return None
+
+
+def approval_execute_check(
+    *, actor: User, request: ApprovalRequest, now: dt.datetime
+) -> ExecutionPlan:
+    """What approval_execute checks before the policy, reading only: raises ExecutorRefused
+    or NotApproved, else answers with what executing would do now."""
+    why = executor_refusal(actor)
+    if why is not None:
+        raise ExecutorRefused(why)
+    if request.status != Status.APPROVED:
+        raise NotApproved(
+            f"Request #{request.pk} is {request.get_status_display().lower()}: only an "
+            "approved request is executed."
+        )
+    if now >= request.expires_at:
+        raise NotApproved(
+            f"Request #{request.pk} expired at {request.expires_at:%Y-%m-%d %H:%M} UTC."
+        )
+    owner = requestable.get(request.action)
+    if actor.is_system:
+        if not owner.schedulable:
+            raise ExecutorRefused(f"{request.action} is executed by a person, never on a schedule")
+        if not _inside_window(request, now):
+            raise NotApproved(f"Request #{request.pk} is not inside its window now.")
+    current = requestable.preview_compute(request.action, request.environment, request.parameters)
+    return ExecutionPlan(owner=owner, current=current, gos=valid_gos(request))
+
+
+def blackout_check(
+    request: ApprovalRequest, *, reduces: bool, now: dt.datetime
+) -> BlackoutWindow | None:
+    """The blackout window open now (or None); BlackoutOpen when it holds this execution
+    back (an increase of exposure that is not an approved emergency)."""
+    blackout = blackout_open(request.environment, now)
+    if blackout is not None and not reduces and not request.is_emergency:
+        raise BlackoutOpen(
+            f"A blackout window is open in {request.environment.slug} ({blackout}: "
+            f"{blackout.reason}): only an approved emergency request may increase exposure now.",
+            blackout=blackout.pk,
+        )
+    return blackout
+
+
+def approval_execute_refusal(
+    *, actor: User, request: ApprovalRequest, now: dt.datetime | None = None
+) -> str | None:
+    """Why approval_execute would refuse this person now, or None: the same rules (the
+    service's checks, the policy for the requested action, blackout windows, drift from
+    the preview), without side effects, so a page can say so before anyone clicks."""
+    now = now or timezone.now()
+    try:
+        plan = approval_execute_check(actor=actor, request=request, now=now)
+        verdict = decide(
+            actor,
+            plan.owner.policy_action,
+            request.environment,
+            reduces_exposure=plan.reduces,
+            approved_by=plan.first_approver,
+        )
+        if not verdict.allowed:
+            return f"Refused: {verdict.why}."
+        blackout_check(request, reduces=plan.reduces, now=now)
+    except PermissionDenied as refusal:
+        return str(refusal)
+    except Conflict as conflict:
+        return conflict.detail
+    except ValidationError as invalid:
+        return " ".join(invalid.messages)
+    changes = requestable.preview_drift(request.preview, as_stored(plan.current))
+    if changes:
+        return (
+            f"The state changed since request #{request.pk} was approved: {'; '.join(changes)}. "
+            "Edit the request to refresh its preview, and ask again."
+        )
+    return None
+
+
 @transaction.atomic
 def approval_execute(
     *, actor: User, request: ApprovalRequest | int, reason: str = ""
@@ -122,60 +231,38 @@ def approval_execute(
     if not isinstance(request, ApprovalRequest):
         request = ApprovalRequest.objects.select_related("environment").get(pk=request)
     reason = (reason or "").strip()
-    if actor.is_agent:
+    why = executor_refusal(actor)
+    if why is not None:
         raise refuse(
-            actor=actor,
-            action=actions.APPROVAL_EXECUTE,
-            request=request,
-            why="agent accounts never execute a request; a person does",
-            reason=reason,
+            actor=actor, action=actions.APPROVAL_EXECUTE, request=request, why=why, reason=reason
         )
     if not reason:
         raise ValidationError({"reason": "Say why this is executed now."})
     request = request_lock(request)
     environment = request.environment
     now = timezone.now()
-    if request.status != Status.APPROVED:
-        raise NotApproved(
-            f"Request #{request.pk} is {request.get_status_display().lower()}: only an "
-            "approved request is executed."
-        )
-    if now >= request.expires_at:
-        raise NotApproved(
-            f"Request #{request.pk} expired at {request.expires_at:%Y-%m-%d %H:%M} UTC."
-        )
-    owner = requestable.get(request.action)
-    if actor.is_system:
-        if not owner.schedulable:
-            raise refuse(
-                actor=actor,
-                action=actions.APPROVAL_EXECUTE,
-                request=request,
-                why=f"{request.action} is executed by a person, never on a schedule",
-                reason=reason,
-            )
-        if not _inside_window(request, now):
-            raise NotApproved(f"Request #{request.pk} is not inside its window now.")
-    current = requestable.preview_compute(request.action, environment, request.parameters)
-    reduces = current["reduces_exposure"]
-    gos = valid_gos(request)
+    try:
+        plan = approval_execute_check(actor=actor, request=request, now=now)
+    except ExecutorRefused as refusal:
+        raise refuse(
+            actor=actor,
+            action=actions.APPROVAL_EXECUTE,
+            request=request,
+            why=refusal.why,
+            reason=reason,
+        ) from None
+    owner, reduces = plan.owner, plan.reduces
     authorize(
         actor,
         owner.policy_action,
         environment,
         reduces_exposure=reduces,
-        approved_by=gos[0].decider if gos else None,
+        approved_by=plan.first_approver,
         target=request_target(request),
         requested={"request": request.pk, "revision": request.revision},
         reason=reason,
     )
-    blackout = blackout_open(environment, now)
-    if blackout is not None and not reduces and not request.is_emergency:
-        raise BlackoutOpen(
-            f"A blackout window is open in {environment.slug} ({blackout}: {blackout.reason}): "
-            "only an approved emergency request may increase exposure now.",
-            blackout=blackout.pk,
-        )
+    blackout = blackout_check(request, reduces=reduces, now=now)
     verified = requestable.approval_verify(
         request.pk, action=request.action, environment=environment, parameters=request.parameters
     )

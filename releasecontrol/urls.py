@@ -18,6 +18,7 @@ urlpatterns = [
     path("ofrep/v1/", include("flags.ofrep")),
     path("", include("flags.urls")),
     path("audit/", include("releasecontrol.audit.urls")),
+    path("approvals/", include("approvals.urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(authentication_form=SignInForm),

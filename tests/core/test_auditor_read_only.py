@@ -30,6 +30,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
+from approvals.models import ApprovalRequest, BlackoutWindow, ChecklistItem, Decision, PostReview
 from flags import services as flag_services
 from flags.models import Flag, FlagState, KillSwitch, SdkKey, Tag
 from releasecontrol.models import (
@@ -61,6 +62,11 @@ WATCHED: dict[type[Model], tuple[str, ...]] = {
     Group: (),
     UserObjectPermission: (),
     GroupObjectPermission: (),
+    ApprovalRequest: (),
+    ChecklistItem: (),
+    Decision: (),
+    PostReview: (),
+    BlackoutWindow: (),
 }
 
 # Account self-service: these act on the signed-in person's own session or password (sign
@@ -85,6 +91,9 @@ AUDITOR_EVENTS = {"audit.export", "audit.verify", "audit.pack"}
 READ_BY_POST = {"ofrep_evaluate_flags", "ofrep_evaluate_flag"}
 # Under /api/ where no endpoint is: a JSON 404 whatever the method.
 API_NOT_FOUND = {"api_root", "api_not_found"}
+# Executing a request answers its state first (409: not approved) and then asks the policy
+# about the requested action itself; the request page says so before anyone clicks.
+STATE_BEFORE_POLICY = {"approvals:execute"}
 
 # What an auditor's GET answers when it is neither 200 nor "nothing to GET here" (a 405
 # whose Allow header leaves GET out), and why. The admin's pages send non-staff to its
@@ -100,6 +109,11 @@ GET_NOT_200: dict[str, tuple[int, str]] = {
 # The mutations the domain has today: the walk must reach each and see the policy refuse it
 # (so it cannot pass by bouncing every request on a bad body).
 KNOWN_MUTATIONS = {
+    ("approvals:decide", "POST"),
+    ("approvals:checklist_set", "POST"),
+    ("approvals:post_review_close", "POST"),
+    ("approvals:blackout_create", "POST"),
+    ("approvals:blackout_delete", "POST"),
     ("flags:create", "POST"),
     ("flags:kill_switch_engage", "POST"),
     ("flags:kill_switch_release", "POST"),
@@ -222,12 +236,22 @@ class World:
     switch: KillSwitch
     state_event: AuditEvent
     token: str
+    approvals: dict[str, Any]
 
     def value_for(self, route: Route, kwarg: str) -> str:
         if kwarg == "object_id" and route.name.startswith("admin:"):
             return str(self._admin_object(route).pk)
         by_route: dict[tuple[str, str], Callable[[], Any]] = {
             ("flags:kill_switch_release", "pk"): lambda: self.switch.pk,
+            ("approvals:detail", "pk"): lambda: self.approvals["pending"].pk,
+            ("approvals:decide", "pk"): lambda: self.approvals["pending"].pk,
+            ("approvals:execute", "pk"): lambda: self.approvals["pending"].pk,
+            ("approvals:checklist_set", "pk"): lambda: self.approvals["pending"].pk,
+            ("approvals:checklist_set", "item"): lambda: (
+                self.approvals["pending"].checklist.get().pk
+            ),
+            ("approvals:post_review_close", "pk"): lambda: self.approvals["executed"].pk,
+            ("approvals:blackout_delete", "pk"): lambda: self.approvals["blackout"].pk,
             ("admin:auth_user_password_change", "id"): lambda: self.release_manager.pk,
             ("admin:view_on_site", "content_type_id"): lambda: (
                 ContentType.objects.get_for_model(Flag).pk
@@ -334,6 +358,23 @@ def _payloads(world: World) -> dict[tuple[str, str], dict[str, Any]]:
         },
         ("api:environment_rollback", "POST"): {"reason": refusal},
         ("api:flag_accept", "POST"): {"version": state.version, "reason": refusal},
+        ("approvals:decide", "POST"): {
+            "decision": "go",
+            "preview_hash": world.approvals["pending"].preview_hash,
+        },
+        ("approvals:execute", "POST"): {"reason": refusal},
+        ("approvals:checklist_set", "POST"): {"checked": "1", "evidence": refusal},
+        ("approvals:post_review_close", "POST"): {"notes": refusal},
+        ("approvals:blackout_create", "POST"): {
+            "kind": "weekly",
+            "day": "sat",
+            "start": "00:00",
+            "end_day": "sun",
+            "end": "23:00",
+            "time_zone": "UTC",
+            "reason": refusal,
+        },
+        ("approvals:blackout_delete", "POST"): {"reason": refusal},
     }
 
 
@@ -367,7 +408,7 @@ def world(
     MonitorHeartbeatFactory()
     from tests.approvals.factories import approvals_rows
 
-    approvals_rows(requester=oncall, decider=release_manager)
+    approvals = approvals_rows(requester=oncall, decider=release_manager)
     Group.objects.create(name="probe-group")
     # Sign-in records (django-axes): one success, one failure, so its admin pages have rows.
     client.post("/accounts/login/", {"username": auditor.username, "password": PASSWORD})
@@ -384,6 +425,7 @@ def world(
         switch=switch,
         state_event=state_event,
         token=api_token_for(auditor),
+        approvals=approvals,
     )
 
 
@@ -432,6 +474,8 @@ def _refusal_problem(route: Route, method: str, response: HttpResponse) -> str:
     if route.name in READ_BY_POST and status == 401:
         return ""
     if route.name in API_NOT_FOUND and status == 404:
+        return ""
+    if route.name in STATE_BEFORE_POLICY and status == 409:
         return ""
     return f"answered {status}, not a refusal (403/405)"
 
