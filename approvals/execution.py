@@ -23,6 +23,7 @@ from . import actions
 from .blackouts import blackout_open, blackout_view
 from .decisions import valid_gos
 from .models import OPEN_STATUSES, ApprovalRequest, PostReview, Status
+from .notify import notify_executed, notify_expired
 from .revisions import (
     as_stored,
     preview_hash_of,
@@ -210,6 +211,7 @@ def approval_execute(
         },
         reason=reason,
     )
+    notify_executed(request, actor=actor, approvers=[g.decider for g in gos])
     return request
 
 
@@ -283,7 +285,7 @@ def approval_requests_expire(*, now: dt.datetime | None = None) -> list[int]:
         authorize(system, actions.APPROVAL_EXPIRE)
         for request in (
             ApprovalRequest.objects.select_for_update(of=("self",), skip_locked=True)
-            .select_related("environment")
+            .select_related("environment", "requested_by")
             .filter(status__in=OPEN_STATUSES, expires_at__lte=now)
             .order_by("id")
         ):
@@ -299,6 +301,7 @@ def approval_requests_expire(*, now: dt.datetime | None = None) -> list[int]:
                 after=request_view(request),
                 reason=f"Expired at {request.expires_at:%Y-%m-%d %H:%M} UTC",
             )
+            notify_expired(request, actor=system)
             expired.append(request.pk)
     return expired
 
