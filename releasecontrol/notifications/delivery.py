@@ -80,6 +80,7 @@ class Result:
     status_code: int | None = None
     error: str = ""
     duration_ms: int = 0
+    attempted_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ def _send_webhook(notification: Notification, secret: str, timeout: float) -> Re
 def _send(job: _Job) -> Result:
     """Runs in a sending thread: network only."""
     timeout = _setting("NOTIFICATION_TIMEOUT", 5.0)
+    attempted_at = timezone.now()
     started = time.perf_counter()
     try:
         if job.notification.channel == Channel.EMAIL:
@@ -182,7 +184,9 @@ def _send(job: _Job) -> Result:
         result = Result(False, None, f"{type(error).__name__}: {error}")
     duration_ms = round((time.perf_counter() - started) * 1000)
     # Errors are kept and shown to admins: never with a credential in them.
-    return Result(result.delivered, result.status_code, redact(result.error), duration_ms)
+    return Result(
+        result.delivered, result.status_code, redact(result.error), duration_ms, attempted_at
+    )
 
 
 def _claim(limit: int) -> list[_Job]:
@@ -200,8 +204,8 @@ def _claim(limit: int) -> list[_Job]:
     return [_Job(row, row.environment.webhook_secret) for row in rows]
 
 
-def _record(notification: Notification, result: Result, attempted_at: dt.datetime) -> str:
-    """Store the attempt and what follows from it; returns the row's new status."""
+def _record(notification: Notification, result: Result) -> Notification:
+    """Store the attempt and what follows from it; returns the row as it is now."""
     max_attempts = int(_setting("NOTIFICATION_MAX_ATTEMPTS", 8))
     with transaction.atomic():
         row = Notification.objects.select_for_update().get(pk=notification.pk)
@@ -209,7 +213,7 @@ def _record(notification: Notification, result: Result, attempted_at: dt.datetim
         DeliveryAttempt.objects.create(
             notification=row,
             number=number,
-            attempted_at=attempted_at,
+            attempted_at=result.attempted_at,
             outcome=AttemptOutcome.DELIVERED if result.delivered else AttemptOutcome.FAILED,
             status_code=result.status_code,
             error=result.error,
@@ -238,26 +242,52 @@ def _record(notification: Notification, result: Result, attempted_at: dt.datetim
             row.status,
             result.error,
         )
-    return row.status
+    return row
+
+
+def _send_in_order(jobs: list[_Job]) -> list[Result]:
+    """One destination's messages, oldest first; after a failure the rest wait for the next
+    run (so a dead endpoint costs one timeout per run, and order is kept)."""
+    results = []
+    for job in jobs:
+        results.append(_send(job))
+        if not results[-1].delivered:
+            break
+    return results
 
 
 def notifications_deliver(*, limit: int = 100) -> dict[str, int]:
-    """The beat task's body: send the due rows (in parallel threads, so one slow or dead
-    endpoint holds up nothing else) and record each attempt. Returns counts by outcome."""
+    """The beat task's body: send the due rows and record each attempt. Each destination (an
+    environment's addresses, a webhook URL) is served by its own thread, so one slow or dead
+    endpoint holds up nothing else. Returns counts: delivered, retrying (failed, to be tried
+    again), failed (gave up), deferred (not tried: an earlier message to the same
+    destination failed in this run)."""
     jobs = _claim(limit)
-    counts = {"delivered": 0, "retrying": 0, "failed": 0}
+    counts = {"delivered": 0, "retrying": 0, "failed": 0, "deferred": 0}
     if not jobs:
         return counts
-    attempted_at = timezone.now()
-    threads = max(1, min(len(jobs), int(_setting("NOTIFICATION_DELIVERY_THREADS", 8))))
+    by_destination: dict[tuple[str, str], list[_Job]] = {}
+    for job in jobs:
+        key = (job.notification.channel, job.notification.destination)
+        by_destination.setdefault(key, []).append(job)
+    groups = list(by_destination.values())
+    threads = max(1, min(len(groups), int(_setting("NOTIFICATION_DELIVERY_THREADS", 8))))
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="notify") as pool:
-        results = list(pool.map(_send, jobs))
-    for job, result in zip(jobs, results, strict=True):
-        status = _record(job.notification, result, attempted_at)
-        if result.delivered:
-            counts["delivered"] += 1
-        elif status == DeliveryStatus.FAILED:
-            counts["failed"] += 1
-        else:
-            counts["retrying"] += 1
+        outcomes = list(pool.map(_send_in_order, groups))
+    for group, results in zip(groups, outcomes, strict=True):
+        row = None
+        for job, result in zip(group, results, strict=False):
+            row = _record(job.notification, result)
+            if result.delivered:
+                counts["delivered"] += 1
+            elif row.status == DeliveryStatus.FAILED:
+                counts["failed"] += 1
+            else:
+                counts["retrying"] += 1
+        waiting = [job.notification.pk for job in group[len(results) :]]
+        if waiting:
+            # Tried again together with the message that failed before them, in order.
+            again = row.next_attempt_at if row.status == DeliveryStatus.PENDING else timezone.now()
+            Notification.objects.filter(pk__in=waiting).update(next_attempt_at=again)
+            counts["deferred"] += len(waiting)
     return counts

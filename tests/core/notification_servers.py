@@ -29,8 +29,11 @@ from tests.flags.live import free_port
 class _Keep:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], EmailMessage]] = []
+        self.refuse_with = ""  # e.g. "554 Transaction failed": refuse every message
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        if self.refuse_with:
+            return self.refuse_with
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
         return "250 Message accepted"
@@ -59,8 +62,9 @@ class SmtpServer:
 
 
 @contextlib.contextmanager
-def smtp_server() -> Iterator[SmtpServer]:
+def smtp_server(refuse_with: str = "") -> Iterator[SmtpServer]:
     handler = _Keep()
+    handler.refuse_with = refuse_with
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
@@ -79,6 +83,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     signature_valid: bool
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     @property
     def json(self) -> dict:
