@@ -15,6 +15,7 @@ from releasecontrol.policy import authorize, decide
 
 from . import actions
 from .models import ApprovalRequest, Decision, DecisionKind, Status
+from .notify import notify_decided
 from .revisions import (
     RequestClosed,
     ensure_open,
@@ -194,6 +195,7 @@ def approval_decide(
         request.status, request.closed_at = Status.REJECTED, now
     request.updated_at = now
     request.save()
+    approvals = len(valid_gos(request))
     audit_record(
         actor=actor,
         action=actions.APPROVAL_DECIDE.name,
@@ -207,9 +209,10 @@ def approval_decide(
             "revision": request.revision,
             "preview_hash": preview_hash,
             "status": request.status,
-            "approvals": len(valid_gos(request)),
+            "approvals": approvals,
             "approvals_required": request.approvals_required,
         },
         reason=reason,
     )
+    notify_decided(request, actor=actor, decision=made, approvals=approvals)
     return request

@@ -24,6 +24,7 @@ from . import actions
 from .blackouts import blackout_open, blackout_view
 from .decisions import valid_gos
 from .models import OPEN_STATUSES, ApprovalRequest, BlackoutWindow, Decision, PostReview, Status
+from .notify import notify_executed, notify_expired
 from .revisions import (
     as_stored,
     preview_hash_of,
@@ -297,6 +298,7 @@ def approval_execute(
         },
         reason=reason,
     )
+    notify_executed(request, actor=actor, approvers=list(verified.approvers))
     return request
 
 
@@ -370,7 +372,7 @@ def approval_requests_expire(*, now: dt.datetime | None = None) -> list[int]:
         authorize(system, actions.APPROVAL_EXPIRE)
         for request in (
             ApprovalRequest.objects.select_for_update(of=("self",), skip_locked=True)
-            .select_related("environment")
+            .select_related("environment", "requested_by")
             .filter(status__in=OPEN_STATUSES, expires_at__lte=now)
             .order_by("id")
         ):
@@ -386,6 +388,7 @@ def approval_requests_expire(*, now: dt.datetime | None = None) -> list[int]:
                 after=request_view(request),
                 reason=f"Expired at {request.expires_at:%Y-%m-%d %H:%M} UTC",
             )
+            notify_expired(request, actor=system)
             expired.append(request.pk)
     return expired
 

@@ -31,6 +31,7 @@ from .models import (
     Urgency,
     validate_evidence,
 )
+from .notify import notify_requested
 from .revisions import (
     RequestClosed,
     as_stored,
@@ -215,6 +216,7 @@ def approval_request_create(
         after={**request_view(request), "preview": request.preview},
         reason=reason,
     )
+    notify_requested(request, actor=actor)
     return request
 
 

@@ -2,6 +2,7 @@
 
 import contextvars
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm
@@ -10,6 +11,7 @@ from django.http import HttpRequest
 
 from . import services
 from .models import ApiToken, AuditEvent, Environment, MonitorHeartbeat, RoleGrant, User
+from .notifications.admin import DeliveryAttemptAdmin, NotificationAdmin  # noqa: F401
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -42,10 +44,49 @@ class AuditEventAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
+class EnvironmentAdminForm(forms.ModelForm):
+    """The webhook secret is write-only: never rendered back; empty keeps the current one."""
+
+    webhook_url = forms.URLField(
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="Receives each notification as a signed JSON POST.",
+    )
+    webhook_secret = forms.CharField(
+        required=False,
+        max_length=200,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only. Leave empty to keep the current secret.",
+    )
+    remove_webhook_secret = forms.BooleanField(
+        required=False, help_text="Remove the secret and the webhook URL with it."
+    )
+
+    class Meta:
+        model = Environment
+        fields = services.ENVIRONMENT_SETTINGS
+
+    def clean_webhook_secret(self) -> str:
+        if self.cleaned_data.get("webhook_secret"):
+            return self.cleaned_data["webhook_secret"]
+        return self.instance.webhook_secret if self.instance.pk else ""
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("remove_webhook_secret"):
+            cleaned["webhook_secret"] = cleaned["webhook_url"] = ""
+            self.instance.webhook_secret = self.instance.webhook_url = ""
+        return cleaned
+
+
 @admin.register(Environment)
 class EnvironmentAdmin(ReadOnlyAdmin):
-    """Read-only but for the approval settings, which change through the audited service."""
+    """Read-only but for the approval and notification settings, which change through the
+    audited service."""
 
+    form = EnvironmentAdminForm
     fields = (
         "name",
         "slug",
@@ -53,19 +94,33 @@ class EnvironmentAdmin(ReadOnlyAdmin):
         "position",
         "approvals_required",
         "require_approval_for_increase",
+        "notification_emails",
+        "webhook_url",
+        "webhook_secret_state",
+        "webhook_secret",
+        "remove_webhook_secret",
         "kill_switch_engaged",
         "flags_version",
     )
+    _FORM_ONLY = ("remove_webhook_secret",)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser
 
     def get_readonly_fields(self, request, obj=None):
-        return [f for f in self.fields if f not in services.ENVIRONMENT_SETTINGS]
+        editable = (*services.ENVIRONMENT_SETTINGS, *self._FORM_ONLY)
+        return [f for f in self.fields if f not in editable]
+
+    @admin.display(description="Webhook secret")
+    def webhook_secret_state(self, obj) -> str:
+        return "set" if obj and obj.webhook_secret else "not set"
 
     def save_model(self, request, obj, form, change) -> None:
+        # Compared with what was shown, not with the raw input: an empty secret keeps it.
         changes = {
-            f: form.cleaned_data[f] for f in services.ENVIRONMENT_SETTINGS if f in form.changed_data
+            f: form.cleaned_data[f]
+            for f in services.ENVIRONMENT_SETTINGS
+            if f in form.cleaned_data and form.cleaned_data[f] != form.initial.get(f)
         }
         if changes:
             services.environment_configure(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -12,6 +15,22 @@ from django.utils import timezone
 from .credentials import digest_of
 
 SYSTEM_USERNAME = "system"
+
+
+def email_list(text: str) -> list[str]:
+    """Addresses separated by commas, semicolons or white space."""
+    return [a for a in re.split(r"[\s,;]+", text or "") if a]
+
+
+def validate_email_list(text: str) -> None:
+    bad = []
+    for address in email_list(text):
+        try:
+            validate_email(address)
+        except ValidationError:
+            bad.append(address)
+    if bad:
+        raise ValidationError(f"Not an email address: {', '.join(bad)}")
 
 
 class UserKind(models.TextChoices):
@@ -126,6 +145,20 @@ class Environment(models.Model):
     # Bumped in the same transaction as any change to this environment's flags:
     # evaluating processes compare it to their snapshot.
     flags_version = models.BigIntegerField(default=1)
+    # Where this environment's notifications go (releasecontrol/notifications).
+    notification_emails = models.TextField(
+        blank=True,
+        validators=[validate_email_list],
+        help_text="Addresses that receive this environment's notifications, comma-separated.",
+    )
+    webhook_url = models.URLField(
+        max_length=500,
+        blank=True,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="Receives each notification as a signed JSON POST.",
+    )
+    # Signs webhook bodies (HMAC-SHA256). Write-only in admin, never logged or audited.
+    webhook_secret = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["position"]
@@ -135,6 +168,11 @@ class Environment(models.Model):
                 name="environment_production_needs_an_approval",
             ),
             models.UniqueConstraint(fields=["position"], name="environment_unique_position"),
+            # An unsigned webhook could not be told from a forged one.
+            models.CheckConstraint(
+                condition=Q(webhook_url="") | ~Q(webhook_secret=""),
+                name="environment_webhook_needs_a_secret",
+            ),
         ]
         permissions = [
             ("change_flags", "Change flag states"),
@@ -154,6 +192,14 @@ class Environment(models.Model):
     @property
     def is_production(self) -> bool:
         return self.tier == Tier.PRODUCTION
+
+    @property
+    def notification_email_list(self) -> list[str]:
+        return email_list(self.notification_emails)
+
+    def clean(self) -> None:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValidationError({"webhook_secret": "A webhook needs a secret to sign with."})
 
 
 class Role(models.TextChoices):
@@ -352,3 +398,7 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.key} ({self.status})"
+
+
+# The notifications outbox lives in its own package; its models belong to this app.
+from .notifications.models import DeliveryAttempt, Notification  # noqa: E402, F401

@@ -77,9 +77,12 @@ def _update_fields(
     action: Action,
     target: Target,
     environment: Environment | None = None,
+    secret_fields: tuple[str, ...] = (),
     reason: str,
 ) -> None:
-    """Authorize, lock, validate, save and audit a change of some of `allowed` fields."""
+    """Authorize, lock, validate, save and audit a change of some of `allowed` fields.
+
+    The audit event says of a secret field only whether it was set, replaced or removed."""
     unknown = set(changes) - set(allowed)
     if unknown:
         raise ValidationError(f"These fields cannot be changed here: {sorted(unknown)}")
@@ -91,15 +94,26 @@ def _update_fields(
         setattr(obj, field, value)
     obj.full_clean()
     obj.save(update_fields=list(changes))
+    after = dict(changes)
+    for field in secret_fields:
+        if field in changes:
+            before[field], after[field] = _secret_change(before[field], changes[field])
     audit_record(
         actor=actor,
         action=action.name,
         environment=environment,
         target=target,
         before=before,
-        after=changes,
+        after=after,
         reason=reason,
     )
+
+
+def _secret_change(old: object, new: object) -> tuple[str, str]:
+    before = "set" if old else "not set"
+    if not new:
+        return before, "not set"
+    return before, "replaced" if old and old != new else "set"
 
 
 @transaction.atomic
@@ -308,14 +322,23 @@ def api_token_authenticate(raw: str) -> User | None:
     return token.user
 
 
-ENVIRONMENT_SETTINGS = ("approvals_required", "require_approval_for_increase")
+ENVIRONMENT_SETTINGS = (
+    "approvals_required",
+    "require_approval_for_increase",
+    "notification_emails",
+    "webhook_url",
+    "webhook_secret",
+)
+ENVIRONMENT_SECRETS = ("webhook_secret",)
 
 
 @transaction.atomic
 def environment_configure(
     *, actor: User, environment: Environment, reason: str = "", **changes: object
 ) -> Environment:
-    """Change how many approvals an environment needs and whether increases wait for one."""
+    """Change how many approvals an environment needs, whether increases wait for one, and
+    where its notifications go. The webhook secret is recorded as set or replaced, never
+    with its value."""
     _update_fields(
         actor=actor,
         obj=environment,
@@ -324,6 +347,7 @@ def environment_configure(
         action=actions.ENVIRONMENT_CONFIGURE,
         target=Target.of(environment, environment.slug),
         environment=environment,
+        secret_fields=ENVIRONMENT_SECRETS,
         reason=reason,
     )
     return environment

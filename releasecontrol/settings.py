@@ -257,6 +257,28 @@ CELERY_BEAT_SCHEDULE = {
 APPROVALS_TASK_INTERVAL = env.float("APPROVALS_TASK_INTERVAL", default=30.0)
 CELERY_BEAT_SCHEDULE.update(approvals_beat_schedule(APPROVALS_TASK_INTERVAL))
 
+# --- Notifications (releasecontrol/notifications): the outbox, delivered by beat -------------
+# EMAIL_URL: smtp+tls://user:password@host:587 (STARTTLS), smtp+ssl://...:465, smtp://host:25.
+# Without it, the console backend with DEBUG (messages go to stdout), else SMTP on localhost:25.
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+for _name, _value in _email.items():
+    if _name.startswith("EMAIL_") and _value not in (None, ""):
+        globals()[_name] = _value
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="release-control@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Makes the links in emails absolute, e.g. https://release.example.com.
+SITE_URL = env.str("SITE_URL", default="")
+NOTIFICATION_DELIVERY_INTERVAL = env.float("NOTIFICATION_DELIVERY_INTERVAL", default=10.0)
+NOTIFICATION_TIMEOUT = env.float("NOTIFICATION_TIMEOUT", default=5.0)  # seconds, per send
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=8)
+NOTIFICATION_RETRY_SECONDS = env.float("NOTIFICATION_RETRY_SECONDS", default=30.0)
+NOTIFICATION_RETRY_MAX_SECONDS = env.float("NOTIFICATION_RETRY_MAX_SECONDS", default=3600.0)
+CELERY_BEAT_SCHEDULE["notifications-deliver"] = {
+    "task": "releasecontrol.tasks.notifications_deliver",
+    "schedule": NOTIFICATION_DELIVERY_INTERVAL,
+    "options": {"expires": NOTIFICATION_DELIVERY_INTERVAL},
+}
+
 # Approval requests expire this long after they were made, or at their window's end if later.
 APPROVAL_REQUEST_TTL_HOURS = env.float("APPROVAL_REQUEST_TTL_HOURS", default=72.0)
 

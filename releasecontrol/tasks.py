@@ -18,3 +18,14 @@ def monitor_heartbeat() -> None:
         name=HEARTBEAT_NAME,
         defaults={"beat_at": timezone.now(), "hostname": socket.gethostname()},
     )
+
+
+NOTIFICATIONS_DELIVER_TASK = "releasecontrol.tasks.notifications_deliver"
+
+
+@shared_task(name=NOTIFICATIONS_DELIVER_TASK, ignore_result=True)
+def notifications_deliver() -> dict[str, int]:
+    """Queued by beat: sends the outbox's due rows (releasecontrol/notifications/delivery.py)."""
+    from .notifications.delivery import notifications_deliver as deliver
+
+    return deliver()

@@ -6,8 +6,10 @@ from django.utils import timezone
 from releasecontrol.models import (
     ApiToken,
     AuditEvent,
+    DeliveryAttempt,
     Environment,
     MonitorHeartbeat,
+    Notification,
     Role,
     RoleGrant,
     User,
@@ -147,3 +149,28 @@ class SdkKeyFactory(factory.django.DjangoModelFactory):
     digest = factory.LazyAttribute(lambda o: ApiToken.digest_of(o.raw))
     hint = factory.LazyAttribute(lambda o: o.raw[:8])
     created_by = factory.LazyFunction(User.system)
+
+
+def notification_rows(environment: Environment) -> Notification:
+    """A webhook notification with one failed delivery attempt, for read-side tests (admin
+    pages, URL walks); delivery itself is tested through the real servers."""
+    notification = Notification.objects.create(
+        environment=environment,
+        event="approval.requested",
+        channel="webhook",
+        webhook_url="https://hooks.example.com/rc",
+        subject="Request #1 was requested",
+        text="Someone asks.",
+        payload={"request": {"id": 1}},
+        attempts=1,
+    )
+    DeliveryAttempt.objects.create(
+        notification=notification,
+        number=1,
+        attempted_at=timezone.now(),
+        outcome="failed",
+        status_code=500,
+        error="HTTP 500 Internal Server Error",
+        duration_ms=12,
+    )
+    return notification

@@ -407,8 +407,10 @@ def world(
     flag_services.sdk_key_issue(actor=User.system(), environment=production)
     MonitorHeartbeatFactory()
     from tests.approvals.factories import approvals_rows
+    from tests.factories import notification_rows
 
     approvals = approvals_rows(requester=oncall, decider=release_manager)
+    notification_rows(production)
     Group.objects.create(name="probe-group")
     # Sign-in records (django-axes): one success, one failure, so its admin pages have rows.
     client.post("/accounts/login/", {"username": auditor.username, "password": PASSWORD})
