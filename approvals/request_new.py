@@ -21,7 +21,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_http_methods
 
 from releasecontrol import requestable
-from releasecontrol.models import Environment
+from releasecontrol.models import Environment, User
 from releasecontrol.policy import decide
 
 from . import actions
@@ -158,12 +158,21 @@ def _page(request: HttpRequest, target: Target, form: RequestForm, status: int =
     return render(request, TEMPLATE, context, status=status)
 
 
+def _may_ask_somewhere(user: User) -> bool:
+    return any(
+        decide(user, actions.APPROVAL_REQUEST_CREATE, environment).allowed
+        for environment in Environment.objects.all()
+    )
+
+
 @require_http_methods(["GET", "POST"])
 def approval_request_new(request: HttpRequest) -> HttpResponse:
     data = request.POST if request.method == "POST" else request.GET
     try:
         target = _target(data)
     except BadTarget as error:
+        if not _may_ask_somewhere(request.user):
+            raise PermissionDenied("Refused: your roles do not let you request changes.") from None
         return render(request, TEMPLATE, {"bad_target": str(error)}, status=400)
     if request.method == "GET":
         allowed = decide(request.user, actions.APPROVAL_REQUEST_CREATE, target.environment)

@@ -160,6 +160,8 @@ def state_edit(request: HttpRequest, key: str, environment: str) -> HttpResponse
 def state_request(request: HttpRequest, key: str, environment: str) -> HttpResponse:
     """The request editor's submit: on to the page that asks for approval of this change."""
     cell = cell_for(request.user, key, environment)
+    if not cell.column.can_request:
+        raise PermissionDenied(f"Refused: you may not request changes in {cell.environment.slug}.")
     form = FlagStateForm(request.GET)
     if not form.is_valid():
         editor = Editor.of_post(request.GET, cell.version)

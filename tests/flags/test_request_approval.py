@@ -257,3 +257,11 @@ def test_request_new__bad_input__400_says_what(client, developer, checkout, quer
     response = client.get(NEW + query)
     assert response.status_code == 400
     assert says in response.content.decode().replace("&#x27;", "'")
+
+
+def test_state_request__auditor__403(client, auditor, checkout):
+    client.force_login(auditor)
+    response = client.get(
+        "/flags/new-checkout/environments/production/request", {"mode": "full"}, **HTMX
+    )
+    assert response.status_code == 403
