@@ -1,8 +1,10 @@
 """Every write to flags goes through here: authorize, lock, validate, change, audit, in one
 transaction, and bump the environment's flags_version so evaluating processes reload.
 
-Flags and their states are written in this module; kill switches in flags/kill_switches.py
-and SDK keys in flags/sdk_keys.py (both importable from here too)."""
+Flags and their states are written in this module; accepting values in flags/acceptance.py,
+kill switches in flags/kill_switches.py and SDK keys in flags/sdk_keys.py (all importable
+from here too). What stands between a change and its making (the policy or the request to
+make instead, approvals, blackout windows) is in flags/guards.py."""
 
 from __future__ import annotations
 
