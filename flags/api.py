@@ -27,6 +27,7 @@ from . import actions, selectors, services
 from .models import Flag, FlagState, KillSwitch
 from .schemas import (
     AcceptIn,
+    ChangeConflictOut,
     ChangedStateOut,
     EventCursor,
     EventPage,
@@ -282,9 +283,13 @@ def flag_state_get(request: HttpRequest, key: KeyPath, environment: EnvironmentP
 @router.patch(
     STATE,
     url_name="flag_state",
-    response={200: ChangedStateOut, **errors(400, 401, 403, 404, 409)},
+    response={200: ChangedStateOut, **errors(400, 401, 403, 404), 409: ChangeConflictOut},
     tags=["flags"],
     summary="Change the flag's state in one environment (send the version you read)",
+    description="Developers and agents in production, and everyone for an increase where the "
+    "environment requires approval, get 409 `approval_required` naming the request to make "
+    "(POST /api/v1/approvals); the refusal is recorded. Inside a blackout window an increase "
+    "answers 409 `blackout`.",
 )
 def flag_state_set(
     request: HttpRequest, key: KeyPath, environment: EnvironmentPath, payload: StatePatchIn
@@ -340,7 +345,9 @@ def _restorable(event: AuditEvent, flag: Flag, environment: Environment, side: s
 @router.post(
     STATE + "/accept",
     url_name="flag_accept",
-    response={200: ChangedStateOut, **errors(400, 401, 403, 404, 409)},
+    response={200: ChangedStateOut, **errors(400, 401, 403, 404), 409: ChangeConflictOut},
+    description="Whoever may request but not accept gets 409 `approval_required` naming the "
+    "request to make (POST /api/v1/approvals); the refusal is recorded.",
     tags=["flags"],
     summary="Accept a non-boolean flag's values where they need it (production)",
 )

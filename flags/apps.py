@@ -14,6 +14,7 @@ class FlagsConfig(AppConfig):
         from . import actions  # noqa: F401  (registers the flags actions)
         from .api import router
         from .demo import seed_flags
+        from .requestables import requestables_register
         from .selectors import environment_flags_summary
 
         dashboard_section_register(
@@ -21,6 +22,7 @@ class FlagsConfig(AppConfig):
         )
 
         api_router_add("", router)
+        requestables_register()
 
         if seed_flags not in SEED_HOOKS:
             SEED_HOOKS.append(seed_flags)

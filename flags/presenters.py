@@ -10,7 +10,9 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import QueryDict
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from releasecontrol import selectors as core_selectors
 from releasecontrol.errors import Conflict
@@ -19,6 +21,7 @@ from releasecontrol.policy import decide
 
 from . import actions, selectors
 from .forms import split_lines
+from .guards import ApprovalRequired, may_request, request_to_make
 from .models import Flag, FlagState, KillSwitch, Mode, Tag
 from .rules import StateValue
 from .selectors import KillSwitchCover
@@ -83,6 +86,16 @@ class Column:
     switch: KillSwitch | None
     # Why this user may not change flags here (shown on read-only cells), else "".
     read_only_why: str = ""
+    # Whether this user may ask for approval of a change here (request_changes).
+    can_request: bool = False
+
+    @property
+    def offers_request(self) -> bool:
+        """Cells offer "Request approval": where this user may not change flags but may
+        ask, and where every increase needs an approved request."""
+        return self.can_request and (
+            not self.can_change or self.environment.require_approval_for_increase
+        )
 
 
 def column_of(user: User, environment: Environment, cover: KillSwitchCover) -> Column:
@@ -95,7 +108,23 @@ def column_of(user: User, environment: Environment, cover: KillSwitchCover) -> C
         and decide(user, actions.FLAG_ACCEPT, environment).allowed,
         switch=cover.for_environment(environment),
         read_only_why="" if change.allowed else change.why,
+        can_request=may_request(user, environment),
     )
+
+
+def request_approval_url(action: str, environment: Environment, parameters: dict) -> str:
+    """The page that makes an approval request for exactly this change, prefilled."""
+    return request_url_of(request_to_make(action, environment, parameters))
+
+
+def request_url_of(request: dict[str, Any]) -> str:
+    """The same, from the request an ApprovalRequired names."""
+    query = {
+        "action": request["action"],
+        "environment": request["environment"],
+        "parameters": json.dumps(request["parameters"], sort_keys=True, separators=(",", ":")),
+    }
+    return reverse("approval_request_new") + "?" + urlencode(query)
 
 
 def columns_for(user: User, cover: KillSwitchCover) -> list[Column]:
@@ -150,6 +179,19 @@ class Cell:
         return self.values_pending and self.column.can_accept
 
     @property
+    def request_accept_url(self) -> str:
+        """Where someone who may ask, but not accept, requests the acceptance ("" if not)."""
+        if not self.values_pending or self.column.can_accept or not self.column.can_request:
+            return ""
+        return request_approval_url(
+            actions.FLAG_ACCEPT.name, self.environment, {"flag": self.flag.key}
+        )
+
+    @property
+    def offers_request(self) -> bool:
+        return self.column.offers_request
+
+    @property
     def on_value_text(self) -> str:
         return value_text(self.flag.on_value)
 
@@ -195,6 +237,9 @@ class Notice:
     kind: str  # conflict | blocked | refused | error | info
     title: str
     text: str = ""
+    # A way on: the page that makes the approval request the refusal named.
+    link_url: str = ""
+    link_label: str = ""
 
 
 @dataclass
@@ -215,6 +260,8 @@ class Editor:
     before_summary: str = ""
     after_summary: str = ""
     reduces: bool = True
+    # "change" saves through the service; "request" asks for approval of the change instead.
+    purpose: str = "change"
 
     @classmethod
     def of_state(cls, cell: Cell) -> Editor:
@@ -250,6 +297,34 @@ def conflict_notice(cell: Cell, title: str) -> Notice:
     )
 
 
+def approval_notice(exc: ApprovalRequired) -> Notice:
+    """A refusal that names the request to make: say why, and link to making it."""
+    return Notice(
+        "blocked",
+        "Needs an approved request",
+        exc.detail,
+        link_url=request_url_of(exc.context["request"]),
+        link_label="Request approval…",
+    )
+
+
+def request_notice(cell: Cell) -> Notice:
+    """Said on the editor of a cell whose changes go through approval for this user."""
+    if cell.can_change:
+        why = (
+            f"{cell.environment.name} requires an approved request for every change that "
+            "increases exposure."
+        )
+    else:
+        why = f"You may not change flags in {cell.environment.name} directly."
+    return Notice(
+        "info",
+        "Request approval for this change",
+        f"{why} Choose the state you want; the next page shows exactly what would change "
+        "and asks for a go. Nothing changes until it is approved and executed.",
+    )
+
+
 def read_only_notice(cell: Cell) -> Notice:
     """Said on a cell this user may not change, before any edit (the policy's own reason)."""
     return Notice(
@@ -267,6 +342,8 @@ def refusal_notice(exc: Exception) -> tuple[Notice, int]:
 
     if isinstance(exc, StaleEdit):
         return Notice("conflict", "Someone else changed this first", exc.detail), 409
+    if isinstance(exc, ApprovalRequired):
+        return approval_notice(exc), 409
     if isinstance(exc, Conflict):
         return Notice("blocked", "Not allowed right now", exc.detail), 409
     if isinstance(exc, PermissionDenied):

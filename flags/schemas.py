@@ -16,7 +16,14 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from releasecontrol.paging import PageQuery
-from releasecontrol.schemas import MAX_INT64, Page, RequestBody, Timestamp, Version
+from releasecontrol.schemas import (
+    MAX_INT64,
+    ConflictOut,
+    Page,
+    RequestBody,
+    Timestamp,
+    Version,
+)
 
 from .models import FLAG_KEY_HELP, FLAG_KEY_PATTERN, FlagType, Mode
 
@@ -213,3 +220,24 @@ class RollbackOut(BaseModel):
     turned_off: list[TurnedOffOut]
     kill_switch: KillSwitchOut
     detail: str
+
+
+class RequestToMake(BaseModel):
+    """The change to ask approval for: the body's action, environment and parameters for
+    POST /api/v1/approvals (title, urgency, risk and the rest are the requester's)."""
+
+    action: str = Field(examples=["flag.state.set"])
+    environment: str = Field(examples=["production"])
+    parameters: dict[str, Any] = Field(
+        examples=[{"flag": "new-checkout", "mode": "percentage", "percentage": 10, "allowlist": []}]
+    )
+
+
+class ChangeConflictOut(ConflictOut):
+    """409 on a flag change: `stale` (with the current state and who changed it),
+    `kill_switch_engaged`, `blackout` (the window, and when it ends), or `approval_required`
+    with `request`: the request to make instead, through POST /api/v1/approvals."""
+
+    request: RequestToMake | None = Field(
+        None, description="approval_required only: the request to make."
+    )

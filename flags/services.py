@@ -1,13 +1,14 @@
 """Every write to flags goes through here: authorize, lock, validate, change, audit, in one
 transaction, and bump the environment's flags_version so evaluating processes reload.
 
-Flags and their states are written in this module; kill switches in flags/kill_switches.py
-and SDK keys in flags/sdk_keys.py (both importable from here too)."""
+Flags and their states are written in this module; accepting values in flags/acceptance.py,
+kill switches in flags/kill_switches.py and SDK keys in flags/sdk_keys.py (all importable
+from here too). What stands between a change and its making (the policy or the request to
+make instead, approvals, blackout windows) is in flags/guards.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -17,9 +18,20 @@ from django.utils import timezone
 from releasecontrol.audit import Target, audit_record
 from releasecontrol.errors import Conflict
 from releasecontrol.models import Environment, User
-from releasecontrol.policy import authorize, decide
+from releasecontrol.policy import authorize
+from releasecontrol.requestable import VerifiedApproval
 
 from . import actions
+from .acceptance import flag_accept, mark_accepted, may_accept  # noqa: F401
+from .guards import (  # noqa: F401  (ApprovalRequired and BlackoutOpen: raised from here)
+    ApprovalRequired,
+    BlackoutOpen,
+    approval_audit_link,
+    approval_verified,
+    authorize_change,
+    blackout_check,
+    increase_approval_check,
+)
 from .kill_switches import (  # noqa: F401  (the services every caller imports from here)
     KillSwitchResult,
     environment_rollback,
@@ -30,26 +42,21 @@ from .models import Flag, FlagState, Mode, Tag
 from .rules import MODES, StateValue, clean_allowlist, reduces_exposure
 from .sdk_keys import IssuedSdkKey, sdk_key_issue, sdk_key_revoke  # noqa: F401
 from .selectors import kill_switch_covering
-from .writes import (
+from .writes import (  # noqa: F401  (StaleEdit: raised from here)
+    StaleEdit,
     bump_all_flags_versions,
     bump_flags_version,
     flag_target,
     lock_environment,
+    lock_state,
+    stale_edit,
     state_value,
     state_view,
 )
 
 
-class StaleEdit(Conflict):
-    code = "stale"
-
-
 class KillSwitchEngaged(Conflict):
     code = "kill_switch_engaged"
-
-
-class ApprovalRequired(Conflict):
-    code = "approval_required"
 
 
 def _tag_objects(names: Iterable[str]) -> list[Tag]:
@@ -118,7 +125,7 @@ def flag_create(
     now = timezone.now()
     for state in states:
         if flag.needs_acceptance_in(state.environment) and may_accept(actor, state.environment):
-            _mark_accepted(state, flag, actor, now)
+            mark_accepted(state, flag, actor, now)
             accepted_in.append(state.environment.slug)
     FlagState.objects.bulk_create(states)
     bump_all_flags_versions()  # every environment gained a flag (off)
@@ -133,92 +140,6 @@ def flag_create(
         reason=reason,
     )
     return flag
-
-
-def may_accept(actor: User, environment: Environment) -> bool:
-    """Whether this actor's choice of a flag's values is accepted in this environment."""
-    return decide(actor, actions.FLAG_ACCEPT, environment).allowed
-
-
-def _mark_accepted(state: FlagState, flag: Flag, actor: User, now: datetime) -> None:
-    state.values_accepted_at, state.values_accepted_by = now, actor
-    state.accepted_on_value, state.accepted_off_value = flag.on_value, flag.off_value
-
-
-@transaction.atomic
-def flag_accept(
-    *,
-    actor: User,
-    flag: Flag,
-    environment: Environment,
-    expected_version: int | None,
-    reason: str,
-) -> FlagState:
-    """Accept a non-boolean flag's values (exactly its on- and off-value) in an environment
-    that needs acceptance (production): from then on evaluation there answers with them.
-
-    Needs flag.accept there (release managers and on-call: change_flags in production;
-    agents never) and a reason. Idempotent: when these exact values are already accepted
-    it changes nothing and returns the state, whatever `expected_version` says (a retry after
-    success is not an error). Otherwise a stale `expected_version` raises StaleEdit (409).
-    Bumps the state's version and the environment's flags_version; audited with the values.
-    """
-    requested = {
-        "on_value": flag.on_value,
-        "off_value": flag.off_value,
-        "version": expected_version,
-    }
-    authorize(
-        actor,
-        actions.FLAG_ACCEPT,
-        environment,
-        target=flag_target(flag),
-        requested=requested,
-        reason=reason,
-    )
-    environment = lock_environment(environment)
-    flag = Flag.objects.get(pk=flag.pk)  # the values as stored now, not as the caller read them
-    if not flag.needs_acceptance_in(environment):
-        why = (
-            "a boolean flag's values are always true and false"
-            if flag.type == "boolean"
-            else f"{environment.slug} serves every flag's values as defined"
-        )
-        raise ValidationError({"flag": f"Nothing to accept: {why}."})
-    state = _lock_state(flag, environment)
-    if state.serves_values_of(flag):
-        return state
-    if expected_version is not None and expected_version != state.version:
-        raise _stale(flag, environment, state, expected_version)
-    if not reason.strip():
-        raise ValidationError({"reason": "Say why these values are right for production."})
-    before = {
-        "accepted": _accepted_view(state),
-        "version": state.version,
-    }
-    now = timezone.now()
-    _mark_accepted(state, flag, actor, now)
-    state.version += 1
-    state.updated_at, state.updated_by = now, actor
-    state.save()
-    bump_flags_version(environment)
-    audit_record(
-        actor=actor,
-        action=actions.FLAG_ACCEPT.name,
-        environment=environment,
-        target=flag_target(flag),
-        before=before,
-        after={"accepted": _accepted_view(state), "version": state.version},
-        reason=reason,
-    )
-    return state
-
-
-def _accepted_view(state: FlagState) -> dict[str, Any] | None:
-    accepted = state.accepted_values
-    if accepted is None:
-        return None
-    return {"on_value": accepted[0], "off_value": accepted[1]}
 
 
 def _first_environment() -> Environment | None:
@@ -313,28 +234,6 @@ def flag_definition(flag: Flag, *, tags: list[str] | None = None) -> dict[str, A
     }
 
 
-def _lock_state(flag: Flag, environment: Environment) -> FlagState:
-    state, _ = FlagState.objects.get_or_create(flag=flag, environment=environment)
-    return (
-        FlagState.objects.select_for_update(of=("self",))
-        .select_related("updated_by")
-        .get(pk=state.pk)
-    )
-
-
-def _stale(
-    flag: Flag, environment: Environment, state: FlagState, expected_version: int
-) -> StaleEdit:
-    who = state.updated_by.username if state.updated_by else "someone"
-    return StaleEdit(
-        f"{flag.key} in {environment.slug} was changed by {who} at "
-        f"{timezone.localtime(state.updated_at):%Y-%m-%d %H:%M:%S %Z} (now version "
-        f"{state.version}, you edited version {expected_version}). Reload and try again.",
-        current=state_view(state),
-        updated_by=who,
-    )
-
-
 def _clean_change(
     current: StateValue, mode: str | None, percentage: Any, allowlist: Any
 ) -> StateValue:
@@ -372,33 +271,44 @@ def flag_state_set(
     allowlist: list[str] | None = None,
     expected_version: int | None = None,
     reason: str = "",
-    approved_by: User | None = None,
+    approval: VerifiedApproval | int | None = None,
     action: str = actions.FLAG_STATE_SET.name,
 ) -> FlagState:
     """Change one flag's state in one environment; omitted fields keep their values.
 
-    A stale `expected_version` raises StaleEdit naming who changed it; an increase of
-    exposure is refused while a kill switch covers the flag, or (until approval
-    requests exist) where the environment requires approval for increases.
+    A stale `expected_version` raises StaleEdit naming who changed it. Whoever the policy
+    refuses but may request the change (developers and agents in production) gets
+    ApprovalRequired naming the request to make (the refusal recorded all the same). An
+    increase of exposure is refused while a kill switch covers the flag, inside an open
+    blackout window (except through an approved emergency request), and without an approval
+    where the environment requires one for increases. `approval` (a request id) is
+    re-verified here, after the state is locked: approved, unexpired, this very change, and
+    no drift from its preview; the change's audit event links the request and its approvers.
     """
     environment = lock_environment(environment)
-    state = _lock_state(flag, environment)
+    state = lock_state(flag, environment)
     before = state_value(state)
     after = _clean_change(before, mode, percentage, allowlist)
     reduces = reduces_exposure(before, after)
     requested = {**after.as_dict(), "version": expected_version}
-    authorize(
+    parameters = {"flag": flag.key, **after.as_dict()}
+    target = flag_target(flag)
+    verified = approval_verified(
+        approval, action=action, environment=environment, parameters=parameters
+    )
+    authorize_change(
         actor,
         action,
         environment,
         reduces_exposure=reduces,
-        approved_by=approved_by,
-        target=flag_target(flag),
+        approval=verified,
+        parameters=parameters,
+        target=target,
         requested=requested,
         reason=reason,
     )
     if expected_version is not None and expected_version != state.version:
-        raise _stale(flag, environment, state, expected_version)
+        raise stale_edit(flag, environment, state, expected_version)
     if environment.is_production and not reason.strip():
         raise ValidationError({"reason": "A production change needs a reason: say why."})
     if not reduces:
@@ -409,12 +319,17 @@ def flag_state_set(
                 f"{switch.engaged_by.username} ({switch.reason}): only changes that reduce "
                 "exposure are allowed until someone releases it.",
             )
-        if environment.require_approval_for_increase and approved_by is None:
-            raise ApprovalRequired(
-                f"{environment.name} requires approval for changes that increase exposure, "
-                "and approval requests are not available yet. Only changes that reduce "
-                "exposure can be made here now.",
-            )
+        blackout_check(environment, approval=verified)
+        increase_approval_check(
+            actor,
+            action,
+            environment,
+            approval=verified,
+            parameters=parameters,
+            target=target,
+            requested=requested,
+            reason=reason,
+        )
     if after == before:
         return state
     state.mode, state.percentage, state.allowlist = (
@@ -431,9 +346,9 @@ def flag_state_set(
         actor=actor,
         action=action,
         environment=environment,
-        target=flag_target(flag),
+        target=target,
         before={**before.as_dict(), "version": state.version - 1},
-        after={**after.as_dict(), "version": state.version},
+        after={**after.as_dict(), "version": state.version, **approval_audit_link(verified)},
         reason=reason,
     )
     return state

@@ -20,6 +20,7 @@ urlpatterns = [
     path("flags/<str:key>/", views.flag_detail, name="detail"),
     path(STATE, views.state_set, name="state_set"),
     path(STATE + "edit", views.state_edit, name="state_edit"),
+    path(STATE + "request", views.state_request, name="state_request"),
     path(STATE + "cell", views.state_cell, name="state_cell"),
     path(STATE + "restore", action_views.state_restore, name="state_restore"),
     path(STATE + "accept", views.state_accept, name="state_accept"),

@@ -2,7 +2,8 @@
 
 Each view parses a form, calls one service and answers with a partial (htmx) or a
 redirect / full page (plain forms). Service refusals map to inline answers: 400 bad
-input, 403 policy (already audited as denied), 409 stale edit / kill switch / approval.
+input, 403 policy (already audited as denied), 409 stale edit / kill switch / blackout, and
+409 approval required (audited as denied too) with a link to request approval.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .presenters import (
     Editor,
     EnvironmentRow,
     Notice,
+    approval_notice,
     cell_for,
     cells_of,
     columns_for,
@@ -40,6 +42,8 @@ from .presenters import (
     kill_switch_notice,
     read_only_notice,
     refusal_notice,
+    request_approval_url,
+    request_notice,
     state_summary,
     value_text,
 )
@@ -138,6 +142,11 @@ def state_cell(request: HttpRequest, key: str, environment: str) -> HttpResponse
 @require_GET
 def state_edit(request: HttpRequest, key: str, environment: str) -> HttpResponse:
     cell = cell_for(request.user, key, environment)
+    if cell.offers_request and (not cell.can_change or request.GET.get("purpose") == "request"):
+        # The same editor, whose change becomes an approval request instead.
+        editor = Editor.of_state(cell)
+        editor.purpose, editor.notice = "request", request_notice(cell)
+        return _render_cell(request, cell, editor=editor)
     if not cell.can_change:
         # Said before anything is typed: no editor, no review, no reason to write for nothing.
         return _render_cell(request, cell, notice=read_only_notice(cell))
@@ -145,6 +154,29 @@ def state_edit(request: HttpRequest, key: str, environment: str) -> HttpResponse
     if cell.kill_switch is not None:
         editor.notice = kill_switch_notice(cell.kill_switch)
     return _render_cell(request, cell, editor=editor)
+
+
+@require_GET
+def state_request(request: HttpRequest, key: str, environment: str) -> HttpResponse:
+    """The request editor's submit: on to the page that asks for approval of this change."""
+    cell = cell_for(request.user, key, environment)
+    if not cell.column.can_request:
+        raise PermissionDenied(f"Refused: you may not request changes in {cell.environment.slug}.")
+    form = FlagStateForm(request.GET)
+    if not form.is_valid():
+        editor = Editor.of_post(request.GET, cell.version)
+        editor.purpose, editor.notice = "request", request_notice(cell)
+        editor.errors = {name: list(errors) for name, errors in form.errors.items()}
+        return _render_cell(request, cell, editor=editor, status=400)
+    data = form.cleaned_data
+    parameters = {
+        "flag": cell.flag.key,
+        "mode": data["mode"],
+        "percentage": cell.value.percentage if data["percentage"] is None else data["percentage"],
+        "allowlist": data["allowlist"],
+    }
+    url = request_approval_url(actions.FLAG_STATE_SET.name, cell.environment, parameters)
+    return HttpResponseRedirect(url)
 
 
 @require_POST
@@ -278,6 +310,8 @@ def _refused(
     if isinstance(exc, services.StaleEdit):
         editor.version = cell.version  # saving again is a deliberate overwrite
         editor.notice = conflict_notice(cell, "Someone else changed this while you were editing")
+    elif isinstance(exc, services.ApprovalRequired):
+        editor.notice = approval_notice(exc)  # recorded as denied; the way on is a request
     elif isinstance(exc, Conflict):
         editor.notice = Notice("blocked", "Not allowed right now", exc.detail)
     elif isinstance(exc, PermissionDenied):

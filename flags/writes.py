@@ -6,12 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import F
+from django.utils import timezone
 
 from releasecontrol.audit import Target
+from releasecontrol.errors import Conflict
 from releasecontrol.models import Environment
 
 from .models import Flag, FlagState
 from .rules import StateValue
+
+
+class StaleEdit(Conflict):
+    code = "stale"
 
 
 def flag_target(flag: Flag) -> Target:
@@ -44,3 +50,25 @@ def state_value(state: FlagState) -> StateValue:
 
 def state_view(state: FlagState) -> dict[str, Any]:
     return {**state_value(state).as_dict(), "version": state.version}
+
+
+def lock_state(flag: Flag, environment: Environment) -> FlagState:
+    state, _ = FlagState.objects.get_or_create(flag=flag, environment=environment)
+    return (
+        FlagState.objects.select_for_update(of=("self",))
+        .select_related("updated_by")
+        .get(pk=state.pk)
+    )
+
+
+def stale_edit(
+    flag: Flag, environment: Environment, state: FlagState, expected_version: int
+) -> StaleEdit:
+    who = state.updated_by.username if state.updated_by else "someone"
+    return StaleEdit(
+        f"{flag.key} in {environment.slug} was changed by {who} at "
+        f"{timezone.localtime(state.updated_at):%Y-%m-%d %H:%M:%S %Z} (now version "
+        f"{state.version}, you edited version {expected_version}). Reload and try again.",
+        current=state_view(state),
+        updated_by=who,
+    )

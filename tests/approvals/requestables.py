@@ -1,6 +1,6 @@
 """A test-only requestable action: set a flag's state through flags.services.flag_state_set,
-with a pydantic parameter schema, an exact preview, and an executor that passes on who
-approved."""
+with a pydantic parameter schema, an exact preview, and an executor that passes the approval
+on (the service re-verifies it as this action)."""
 
 from typing import Literal
 
@@ -55,7 +55,8 @@ def executor(*, actor, environment, parameters, approval, reason):
         allowlist=parameters["allowlist"],
         expected_version=approval.preview["items"][0]["before"]["version"],
         reason=reason,
-        approved_by=approval.first_approver,
+        approval=approval,
+        action=approval.action,
     )
     return state_view(state)
 

@@ -12,18 +12,18 @@ from .requestables import FLAG_CHANGE, FlagChange, executor, preview
 def test_register__missing_or_unknown_attribute__fails_at_import():
     with pytest.raises(ImproperlyConfigured, match="missing \\['schedulable'\\]"):
         requestable.register(
-            name="flag.state.set", parameters=FlagChange, preview=preview, executor=executor
+            name="flag.state.restore", parameters=FlagChange, preview=preview, executor=executor
         )
     with pytest.raises(ImproperlyConfigured, match="unknown \\['priority'\\]"):
         requestable.register(
-            name="flag.state.set",
+            name="flag.state.restore",
             parameters=FlagChange,
             preview=preview,
             executor=executor,
             schedulable=True,
             priority=1,
         )
-    assert "flag.state.set" not in {r.name for r in requestable.registered()}
+    assert "flag.state.restore" not in {r.name for r in requestable.registered()}
 
 
 def test_register__action_the_policy_does_not_know__fails():

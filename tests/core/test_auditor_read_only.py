@@ -104,6 +104,8 @@ GET_NOT_200: dict[str, tuple[int, str]] = {
     "admin:login": (200, "the admin's sign-in page, saying they are not staff"),
     "api_root": (404, "no endpoint at /api: the API's JSON 404"),
     "api_not_found": (404, "no endpoint there: the API's JSON 404"),
+    "approval_request_new": (403, "making a request: auditors request nothing"),
+    "flags:state_request": (403, "the request editor's submit: auditors request nothing"),
 }
 
 # The mutations the domain has today: the walk must reach each and see the policy refuse it
@@ -124,8 +126,10 @@ KNOWN_MUTATIONS = {
     ("api:flag_state_restore", "POST"),
     ("api:environment_rollback", "POST"),
     ("api:flag_accept", "POST"),
+    ("approval_request_new", "POST"),
 }
 KNOWN_REFUSED_ACTIONS = {
+    "approval.request.create",
     "flag.create",
     "flag.state.set",
     "flag.state.restore",
@@ -375,6 +379,14 @@ def _payloads(world: World) -> dict[tuple[str, str], dict[str, Any]]:
             "reason": refusal,
         },
         ("approvals:blackout_delete", "POST"): {"reason": refusal},
+        ("approval_request_new", "POST"): {
+            "action": "flag.state.set",
+            "environment": world.production.slug,
+            "parameters": json.dumps({"flag": world.flag.key, "mode": "full"}),
+            "title": refusal,
+            "urgency": "routine",
+            "risk": "low",
+        },
     }
 
 

@@ -172,7 +172,8 @@ def test_service_table__actor_kind__allowed_or_denied_and_audited_as_the_table_s
             try:
                 changed = case.call(actor, environment, n)
                 allowed = True
-            except PermissionDenied:
+            except (PermissionDenied, flags.ApprovalRequired):
+                # Refused; those who may ask are told the request to make (recorded all the same).
                 allowed, changed = False, False
             events = AuditEvent.objects.filter(
                 id__gt=last or 0, action=case.action, actor=actor

@@ -1,6 +1,7 @@
 """The flag board in a real Chromium: a developer flips staging in place (and the board follows
 others' changes without disturbing an open editor), a release manager takes production to 10%
-through the confirmation, and the developer finds production read-only before typing anything.
+through the confirmation, and the developer finds production read-only before typing anything
+and asks for approval of a change there instead.
 
 Set E2E_SCREENSHOTS=/some/dir to keep screenshots of the board and the confirmation.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from approvals.models import ApprovalRequest
 from flags import services
 from flags.models import Flag, FlagState
 from releasecontrol.models import AuditEvent, Environment, User
@@ -115,15 +117,32 @@ def test_flag_board__developer_release_manager__flip_confirm_read_only(
     assert (event.actor, event.outcome) == (release_manager, "ok")
     assert event.reason == "Stage 1 of the concierge rollout; error rate flat"
 
-    # A developer sees production read-only before typing anything: no editor opens.
+    # A developer sees production read-only before typing anything; the cell offers to ask
+    # for approval instead: the change chosen there goes on to the request's page.
     sign_in(page, live_server.url, developer)
     page.goto(live_server.url + "/flags/")
     cell = page.get_by_test_id("cell-ai-concierge-production")
     expect(cell.get_by_test_id("read-only")).to_contain_text("read-only")
-    cell.get_by_test_id("read-only").click()
-    page.wait_for_timeout(500)
-    expect(cell.get_by_test_id("editor")).to_have_count(0)
+    cell.get_by_test_id("request-approval").click()
+    expect(cell.get_by_test_id("request-form")).to_be_visible()
+    expect(cell.get_by_test_id("save")).to_have_count(0)
     screenshot(page, "developer-read-only")
+    cell.get_by_test_id("percentage").fill("25")
+    cell.get_by_test_id("request-submit").click()
+    expect(page.get_by_test_id("preview")).to_contain_text("percentage")
+    expect(page.get_by_test_id("production-banner")).to_be_visible()
+    expect(page.get_by_test_id("preview-percentage")).to_contain_text("25")
+    page.fill("#id_title", "25% of the concierge")
+    page.fill("#id_rollback_plan", "Set it back to 10%")
+    page.get_by_test_id("request-submit").click()
+    page.wait_for_load_state()
+    screenshot(page, "developer-requested")
+    asked = ApprovalRequest.objects.get(requested_by=developer)
+    assert (asked.action, asked.parameters["percentage"], asked.status) == (
+        "flag.state.set",
+        25,
+        "pending",
+    )
     flag_state.refresh_from_db()
     assert (flag_state.mode, flag_state.percentage) == ("percentage", 10)
     assert not AuditEvent.objects.filter(actor=developer, outcome="denied").exists()

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from flags import evaluation
 from flags.models import Flag, FlagState
 from flags.services import (
+    ApprovalRequired,
     StaleEdit,
     environment_rollback,
     flag_accept,
@@ -277,12 +278,22 @@ def test_flag_accept__stale_version__409_and_nothing_accepted(
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("who", ["developer", "agent", "auditor", "outsider", "system_user"])
+@pytest.mark.parametrize(
+    ("who", "refusal"),
+    [
+        # Who may ask is told the request to make (409); the others are refused (403).
+        ("developer", ApprovalRequired),
+        ("agent", ApprovalRequired),
+        ("auditor", PermissionDenied),
+        ("outsider", PermissionDenied),
+        ("system_user", PermissionDenied),
+    ],
+)
 def test_flag_accept__without_production_rights__refused_and_denial_audited(
-    request, payments, production, who
+    request, payments, production, who, refusal
 ):
     actor = request.getfixturevalue(who)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(refusal) as error:
         flag_accept(
             actor=actor,
             flag=payments,
@@ -294,6 +305,12 @@ def test_flag_accept__without_production_rights__refused_and_denial_audited(
     assert (denied.actor, denied.outcome) == (actor, "denied")
     assert denied.after["requested"]["off_value"] == EVIL
     assert FlagState.objects.get(flag=payments, environment=production).values_accepted_at is None
+    if refusal is ApprovalRequired:
+        assert error.value.context["request"] == {
+            "action": "flag.accept",
+            "environment": "production",
+            "parameters": {"flag": "payments"},
+        }
 
 
 def test_flag_accept__without_reason__400(release_manager, payments, production):
@@ -368,15 +385,22 @@ def test_api_accept__release_manager__200_values_served_and_audited(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_api_accept__agent__403_denial_audited_still_not_served(
+def test_api_accept__agent__409_names_the_request_denial_audited_still_not_served(
     api_call, client, sdk_keys, agent, payments
 ):
     response = api_call(
         agent, "POST", ACCEPT_URL.format("production"), {"version": 1, "reason": "mine"}
     )
 
-    assert response.status_code == 403
-    assert response.json()["error"] == "forbidden"
+    assert response.status_code == 409
+    body = response.json()
+    assert body["error"] == "approval_required"
+    assert "POST /api/v1/approvals" in body["detail"]
+    assert body["request"] == {
+        "action": "flag.accept",
+        "environment": "production",
+        "parameters": {"flag": "payments"},
+    }
     denied = last_event(action="flag.accept")
     assert (denied.actor, denied.outcome) == (agent, "denied")
     assert ofrep(client, sdk_keys, "production", "payments").json()["errorCode"] == (

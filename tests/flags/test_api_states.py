@@ -191,7 +191,7 @@ def test_flag_state_patch__production_without_reason__400_asks_for_one(
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("who", "username"), [("developer", "dev"), ("agent", "ci-bot")])
-def test_flag_state_patch__developer_or_agent_in_production__403_and_denial_audited(
+def test_flag_state_patch__developer_or_agent_in_production__409_names_request_denial_audited(
     request, call, developer, production, who, username
 ):
     flag = flag_create(actor=developer, key="new-checkout", name="New checkout")
@@ -201,18 +201,31 @@ def test_flag_state_patch__developer_or_agent_in_production__403_and_denial_audi
         actor,
         "PATCH",
         STATE_URL.format("production"),
-        {"mode": "full", "version": 1, "reason": "ship it"},
+        {"mode": "percentage", "percentage": 10, "version": 1, "reason": "ship it"},
     )
 
-    assert response.status_code == 403
-    assert response.json()["detail"].startswith("Refused:")
+    assert response.status_code == 409
+    body = response.json()
+    assert body["error"] == "approval_required"
+    assert body["detail"].startswith("Refused:")
+    assert "POST /api/v1/approvals" in body["detail"]
+    assert body["request"] == {
+        "action": "flag.state.set",
+        "environment": "production",
+        "parameters": {
+            "flag": "new-checkout",
+            "mode": "percentage",
+            "percentage": 10,
+            "allowlist": [],
+        },
+    }
     denied = last_event(outcome="denied")
     assert (denied.action, denied.actor_name, denied.environment_id) == (
         "flag.state.set",
         username,
         "production",
     )
-    assert denied.after["requested"]["mode"] == "full"
+    assert denied.after["requested"]["mode"] == "percentage"
     assert state_of(flag, production)["mode"] == "off"
     assert audit_verify().ok
 

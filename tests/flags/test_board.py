@@ -308,13 +308,25 @@ def test_board__edit_partial__opens_the_editor_with_the_version(client, develope
 
 
 def test_board__edit_partial__without_the_role_read_only_before_any_edit(
+    client, auditor, concierge
+):
+    client.force_login(auditor)
+    html = client.get("/flags/ai-concierge/environments/production/edit", **HTMX).content.decode()
+    assert "Read-only for you: audrey has no role that may change a flag&#x27;s state" in html
+    assert "A release manager or on-call makes production changes." in html
+    assert 'data-testid="editor"' not in html and "Review change" not in html
+    assert "Request approval" not in html  # an auditor asks for nothing
+
+
+def test_board__edit_partial__developer_in_production__a_request_editor_not_a_change(
     client, developer, concierge
 ):
     client.force_login(developer)
     html = client.get("/flags/ai-concierge/environments/production/edit", **HTMX).content.decode()
-    assert "Read-only for you: dev has no role that may change a flag&#x27;s state" in html
-    assert "A release manager or on-call makes production changes." in html
-    assert 'data-testid="editor"' not in html and "Review change" not in html
+    assert 'data-testid="request-form"' in html
+    assert 'action="/flags/ai-concierge/environments/production/request"' in html
+    assert "You may not change flags in Production directly." in html
+    assert "Review change" not in html and "hx-post" not in html
 
 
 def test_board__edit_without_htmx__a_whole_page_with_a_plain_form(client, developer, concierge):

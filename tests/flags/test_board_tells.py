@@ -70,11 +70,21 @@ def test_board__developer__production_cells_read_only_staging_editable(
     response = client.get("/flags/")
     production = cell_html(response.content, "ai-concierge", "production")
     staging = cell_html(response.content, "ai-concierge", "staging")
-    assert edit_url("ai-concierge", "production") not in production
+    assert "click to change" not in production
     assert 'data-testid="read-only"' in production and "read-only" in production
     assert "no role that may change" in production  # the policy's own reason, as a title
+    assert 'data-testid="request-approval"' in production  # the way on: ask for a go
     assert edit_url("ai-concierge", "staging") in staging
     assert 'data-testid="read-only"' not in staging
+    assert 'data-testid="request-approval"' not in staging
+
+
+def test_board__auditor__production_cells_read_only_without_a_request(client, auditor, concierge):
+    client.force_login(auditor)
+    production = cell_html(client.get("/flags/").content, "ai-concierge", "production")
+    assert 'data-testid="read-only"' in production
+    assert 'data-testid="request-approval"' not in production
+    assert edit_url("ai-concierge", "production") not in production
 
 
 def test_column__agent__production_read_only_with_the_policys_reason(agent, production, staging):
@@ -97,8 +107,9 @@ def test_state_set__developer_posts_to_production_anyway__refused_at_once_and_au
         {"mode": "full", "version": "1", "reason": "please"},
         **HTMX,
     )
-    assert response.status_code == 403
+    assert response.status_code == 409  # refused, and told the request to make instead
     assert 'data-testid="confirm"' not in response.content.decode()
+    assert 'data-testid="notice-link"' in response.content.decode()
     denied = AuditEvent.objects.filter(outcome="denied").latest("id")
     assert (denied.actor, denied.action, denied.environment_id) == (
         developer,
@@ -193,9 +204,18 @@ def test_board__unaccepted_values__release_manager_accepts_through_a_confirmatio
 
 
 @pytest.mark.django_db(transaction=True)
-def test_accept__developer_posts_anyway__403_and_audited(client, developer, payments):
-
+def test_accept__developer_posts_anyway__409_offers_the_request_and_audited(
+    client, developer, payments
+):
     client.force_login(developer)
+    response = client.post(accept_url("payments"), {"version": "1", "reason": "mine"}, **HTMX)
+    assert response.status_code == 409
+    assert "/approvals/new/?action=flag.accept" in response.content.decode()
+    assert AuditEvent.objects.get(action="flag.accept").outcome == "denied"
+
+
+def test_accept__auditor_posts_anyway__403_and_audited(client, auditor, payments):
+    client.force_login(auditor)
     response = client.post(accept_url("payments"), {"version": "1", "reason": "mine"}, **HTMX)
     assert response.status_code == 403
     assert AuditEvent.objects.get(action="flag.accept").outcome == "denied"

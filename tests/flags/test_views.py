@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.core.exceptions import PermissionDenied
 from django.test import Client
 
 from flags import services
@@ -202,7 +201,10 @@ def test_state_set__environment_requires_approval__increase_409_explains(
     client.force_login(developer)
     response = client.post(STAGING, edit(mode="full"), **HTMX)
     assert response.status_code == 409
-    assert "requires approval" in response.content.decode()
+    html = response.content.decode()
+    assert "requires an approved request for every change that increases exposure" in html
+    assert 'data-testid="notice-link"' in html
+    assert "/approvals/new/?action=flag.state.set&amp;environment=staging" in html
 
 
 def test_state_set__production_first_post__confirmation_names_exactly_what_changes(
@@ -290,7 +292,7 @@ def test_state_set__back_from_confirmation__editor_with_the_values(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_state_set__developer_in_production__403_inline_and_denial_audited(
+def test_state_set__developer_in_production__409_inline_offers_the_request_denial_audited(
     client, developer, release_manager, production
 ):
     flag = services.flag_create(actor=release_manager, key="ai-concierge", name="AI")
@@ -301,9 +303,9 @@ def test_state_set__developer_in_production__403_inline_and_denial_audited(
         **HTMX,
     )
     html = response.content.decode()
-    assert response.status_code == 403
+    assert response.status_code == 409
     assert "Refused: dev has no role that may change a flag&#x27;s state in production." in html
-    assert "The refusal is recorded in the audit trail." in html
+    assert "Request approval…" in html and 'data-testid="notice-link"' in html
     assert 'data-testid="editor"' in html
     assert FlagState.objects.get(flag=flag, environment=production).mode == "off"
     denied = denial_of(developer, "flag.state.set")
@@ -765,7 +767,7 @@ def test_flag_detail__history__diffs_actors_kinds_outcomes_and_restore_buttons(
     services.flag_state_set(
         actor=agent, flag=flag, environment=staging, mode="allowlist", allowlist=["a", "b"]
     )
-    with pytest.raises(PermissionDenied):  # agents act through the API, never pages
+    with pytest.raises(services.ApprovalRequired):  # agents act through the API, never pages
         services.flag_state_set(
             actor=agent, flag=flag, environment=production, mode="full", reason="go"
         )

@@ -1,0 +1,142 @@
+"""Accepting a non-boolean flag's values where they need it (production): until a person with
+production rights accepts exactly its on- and off-value there, evaluation answers
+FLAG_NOT_FOUND and callers keep their code default."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from releasecontrol.audit import audit_record
+from releasecontrol.models import Environment, User
+from releasecontrol.policy import decide
+from releasecontrol.requestable import VerifiedApproval
+
+from . import actions
+from .guards import (
+    approval_audit_link,
+    approval_verified,
+    authorize_change,
+    blackout_check,
+    increase_approval_check,
+)
+from .models import Flag, FlagState
+from .writes import bump_flags_version, flag_target, lock_environment, lock_state, stale_edit
+
+
+def may_accept(actor: User, environment: Environment) -> bool:
+    """Whether this actor's choice of a flag's values is accepted in this environment."""
+    return decide(actor, actions.FLAG_ACCEPT, environment).allowed
+
+
+def mark_accepted(state: FlagState, flag: Flag, actor: User, now: datetime) -> None:
+    state.values_accepted_at, state.values_accepted_by = now, actor
+    state.accepted_on_value, state.accepted_off_value = flag.on_value, flag.off_value
+
+
+@transaction.atomic
+def flag_accept(
+    *,
+    actor: User,
+    flag: Flag,
+    environment: Environment,
+    expected_version: int | None,
+    reason: str,
+    approval: VerifiedApproval | int | None = None,
+) -> FlagState:
+    """Accept a non-boolean flag's values (exactly its on- and off-value) in an environment
+    that needs acceptance (production): from then on evaluation there answers with them.
+
+    Needs flag.accept there (release managers and on-call: change_flags in production;
+    agents never) and a reason; whoever may request it instead (developers, agents) gets
+    ApprovalRequired naming the request to make, as does everyone where the environment
+    requires approval for increases. `approval` (a request id) is re-verified here. Inside
+    a blackout window only an approved emergency request accepts. Idempotent: when these
+    exact values are already accepted it changes nothing and returns the state, whatever
+    `expected_version` says (a retry after success is not an error). Otherwise a stale
+    `expected_version` raises StaleEdit (409). Bumps the state's version and the
+    environment's flags_version; audited with the values and the approval behind them.
+    """
+    requested = {
+        "on_value": flag.on_value,
+        "off_value": flag.off_value,
+        "version": expected_version,
+    }
+    environment = lock_environment(environment)
+    flag = Flag.objects.get(pk=flag.pk)  # the values as stored now, not as the caller read them
+    target = flag_target(flag)
+    parameters = {"flag": flag.key}
+    state = lock_state(flag, environment)
+    verified = approval_verified(
+        approval, action=actions.FLAG_ACCEPT.name, environment=environment, parameters=parameters
+    )
+    authorize_change(
+        actor,
+        actions.FLAG_ACCEPT.name,
+        environment,
+        reduces_exposure=False,
+        approval=verified,
+        parameters=parameters,
+        target=target,
+        requested=requested,
+        reason=reason,
+    )
+    if not flag.needs_acceptance_in(environment):
+        why = (
+            "a boolean flag's values are always true and false"
+            if flag.type == "boolean"
+            else f"{environment.slug} serves every flag's values as defined"
+        )
+        raise ValidationError({"flag": f"Nothing to accept: {why}."})
+    if state.serves_values_of(flag):
+        return state
+    if expected_version is not None and expected_version != state.version:
+        raise stale_edit(flag, environment, state, expected_version)
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why these values are right for production."})
+    blackout_check(environment, approval=verified)
+    increase_approval_check(
+        actor,
+        actions.FLAG_ACCEPT.name,
+        environment,
+        approval=verified,
+        parameters=parameters,
+        target=target,
+        requested=requested,
+        reason=reason,
+    )
+    before = {
+        "accepted": _accepted_view(state),
+        "version": state.version,
+    }
+    now = timezone.now()
+    mark_accepted(state, flag, actor, now)
+    state.version += 1
+    state.updated_at, state.updated_by = now, actor
+    state.save()
+    bump_flags_version(environment)
+    audit_record(
+        actor=actor,
+        action=actions.FLAG_ACCEPT.name,
+        environment=environment,
+        target=target,
+        before=before,
+        after={
+            "accepted": _accepted_view(state),
+            "version": state.version,
+            **approval_audit_link(verified),
+        },
+        reason=reason,
+    )
+    return state
+
+
+def _accepted_view(state: FlagState) -> dict[str, Any] | None:
+    accepted = state.accepted_values
+    if accepted is None:
+        return None
+    return {"on_value": accepted[0], "off_value": accepted[1]}
