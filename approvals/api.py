@@ -357,11 +357,11 @@ def approval_execute(request: HttpRequest, id: Id, payload: ExecuteIn) -> Approv
     tags=["approvals"],
     summary="Withdraw a request (its requester) or close it (a release manager)",
 )
-def approval_cancel(request: HttpRequest, id: Id, payload: CancelIn) -> ApprovalOut:
+def approval_cancel(request: HttpRequest, id: Id, payload: CancelIn | None = None) -> ApprovalOut:
     services.approval_cancel(
         actor=request.auth,
         request=selectors.approval_request_get(id),
-        reason=_text(payload.reason),
+        reason=_text(payload.reason if payload else None),
     )
     return _one(id)
 
