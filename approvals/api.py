@@ -175,9 +175,11 @@ def _blackout_json(window: BlackoutWindow, now: Any) -> dict[str, Any]:
         "weekly": None,
         **blackouts.blackout_view(window),
         "time_zone": window.time_zone,
-        "open_now": blackouts.window_contains(window, now),
+        "open_now": window.deleted_at is None and blackouts.window_contains(window, now),
         "created_by": window.created_by.username,
         "created_at": window.created_at,
+        "deleted_at": window.deleted_at,
+        "deleted_by": _name(window.deleted_by),
     }
 
 
@@ -442,17 +444,17 @@ def blackout_window_create(
 @router.delete(
     "/blackouts/{id}",
     url_name="blackout",
-    response={204: None, **WRITE_ERRORS},
+    response={200: BlackoutOut, **WRITE_ERRORS},
     tags=["blackouts"],
-    summary="Remove a blackout window (release managers); it stays in the audit trail",
+    summary="Remove a blackout window (release managers); the answer shows it removed",
 )
 def blackout_window_delete(
     request: HttpRequest, id: BlackoutId, query: Query[BlackoutDeleteQuery]
-) -> Any:
-    blackouts.blackout_window_delete(
-        actor=request.auth, window=selectors.blackout_window_get(id), reason=query.reason
-    )
-    return Status(204, None)
+) -> BlackoutOut:
+    window = selectors.blackout_window_get(id)
+    blackouts.blackout_window_delete(actor=request.auth, window=window, reason=query.reason)
+    window.refresh_from_db()
+    return BlackoutOut.model_validate(_blackout_json(window, timezone.now()))
 
 
 # --- Checklist templates ------------------------------------------------------------------------

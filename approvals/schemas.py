@@ -243,6 +243,8 @@ class BlackoutOut(BaseModel):
     open_now: bool = Field(description="Whether the window is open at this moment.")
     created_by: str
     created_at: Timestamp
+    deleted_at: Timestamp | None = Field(description="Set once removed: it holds no more.")
+    deleted_by: str | None
 
 
 class BlackoutPage(Page):

@@ -45,6 +45,8 @@ def test_blackout_window_create__weekly_in_a_zone__201_and_audited(call, world):
         "open_now": False,  # the clock says Wednesday
         "created_by": "rita",
         "created_at": "2026-03-04T10:00:00+00:00",
+        "deleted_at": None,
+        "deleted_by": None,
     }
     event = AuditEvent.objects.get(action="blackout.create")
     assert (event.actor_name, event.outcome, event.environment_id) == ("rita", "ok", "production")
@@ -125,12 +127,15 @@ def test_blackout_window_list__any_account__this_environment_s_windows_paged(cal
     assert call(world["ci-bot"], "GET", URL.format("moon")).status_code == 404
 
 
-def test_blackout_window_delete__release_manager__204_gone_from_the_list_kept_in_audit(call, world):
+def test_blackout_window_delete__release_manager__200_gone_from_the_list_kept_in_audit(call, world):
     made = call(world["rita"], "POST", URL.format("production"), FREEZE).json()
 
     response = call(world["rhea"], "DELETE", f"/api/v1/blackouts/{made['id']}?reason=Lifted")
 
-    assert response.status_code == 204
+    assert response.status_code == 200
+    answer = response.json()
+    assert (answer["deleted_by"], answer["deleted_at"]) == ("rhea", "2026-03-04T10:00:00+00:00")
+    assert answer["open_now"] is False  # removed: it holds no more
     assert call(world["rhea"], "GET", URL.format("production")).json()["items"] == []
     window = BlackoutWindow.objects.get()
     assert (window.deleted_by, window.reason) == (world["rhea"], "Payments freeze")
