@@ -249,7 +249,7 @@ def approval_request_list(request: HttpRequest, query: Query[ApprovalListQuery])
     slug = (query.environment or "").strip()
     if slug:
         environment_get(slug)  # an unknown environment is a 404, not an empty list
-    requests = selectors.approval_requests_in_full(status=query.status, environment=slug)
+    requests = selectors.approval_requests_in_full(status=query.status or None, environment=slug)
     if before is not None:
         requests = requests.filter(pk__lt=before.id)
     rows, next_cursor = page(

@@ -113,8 +113,10 @@ class PostReviewIn(RequestBody):
 
 
 class ApprovalListQuery(PageQuery):
-    status: StatusName | None = None
-    environment: Slug | None = None
+    status: StatusName | Literal[""] | None = Field(None, description="Empty: every status.")
+    environment: Annotated[str, StringConstraints(max_length=50)] | None = Field(
+        None, description="An environment's slug; empty: every environment."
+    )
 
 
 class IdCursor(BaseModel):

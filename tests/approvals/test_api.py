@@ -223,6 +223,7 @@ def test_approval_list__status_and_environment__only_matching_newest_first(call,
         return [item["id"] for item in response.json()["items"]]
 
     assert ids("") == [second.pk, first.pk, staging.pk]
+    assert ids("?status=&environment=") == [second.pk, first.pk, staging.pk]
     assert ids("?environment=production") == [second.pk, first.pk]
     assert ids("?status=pending") == [first.pk, staging.pk]
     assert ids("?status=cancelled&environment=production") == [second.pk]
