@@ -2,7 +2,7 @@
 manager's token and once with an agent's, then the OFREP endpoints against their own schema
 (flags/ofrep_schema.py) with an SDK key.
 
-Bounded (fixed seed, a capped number of examples per operation, well under 90 s in all):
+Bounded (fixed seed, a capped number of examples per operation; about 90 s in all here):
 every answer must be no server error, a documented status code and content type, and a body
 that conforms to its schema. Afterwards the audit chain verifies and the rows show nothing
 half-written. Select these with `-m fuzz`.

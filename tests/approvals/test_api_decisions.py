@@ -292,6 +292,14 @@ def test_approval_cancel__someone_else_s_without_approve_changes__403_recorded(c
     assert fresh(request).status == "pending"
 
 
+def test_approval_cancel__agent_someone_else_s__403_recorded(call, world):
+    request = request_change(world["dev"])
+    response = call(world["ci-bot"], "POST", URL.format(request.pk) + "/cancel", {})
+    assert response.status_code == 403
+    assert denials("approval.cancel") == ["ci-bot"]
+    assert fresh(request).status == "pending"
+
+
 def test_approval_cancel__already_closed__409_unknown_404(call, world):
     request = request_change(world["ci-bot"])
     call(world["ci-bot"], "POST", URL.format(request.pk) + "/cancel", {})
