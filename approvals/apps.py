@@ -22,11 +22,21 @@ class ApprovalsConfig(AppConfig):
 
     def ready(self) -> None:
         from releasecontrol import requestable
+        from releasecontrol.api import api_router_add
 
         from . import actions  # noqa: F401  (registers the approvals actions)
+        from .api import router
         from .blackouts import blackout_describe
         from .execution import approval_request_verify
 
         requestable.verifier_install(approval_request_verify)
         requestable.blackout_lookup_install(blackout_describe)
         post_migrate.connect(_restore_checklist_defaults, sender=self)
+        api_router_add("", router)
+
+        from releasecontrol.management.commands.seed_demo import SEED_HOOKS
+
+        from .demo import seed_approvals
+
+        if seed_approvals not in SEED_HOOKS:
+            SEED_HOOKS.append(seed_approvals)

@@ -2,7 +2,7 @@
 manager's token and once with an agent's, then the OFREP endpoints against their own schema
 (flags/ofrep_schema.py) with an SDK key.
 
-Bounded (fixed seed, a capped number of examples per operation, well under 90 s in all):
+Bounded (fixed seed, a capped number of examples per operation; about 90 s in all here):
 every answer must be no server error, a documented status code and content type, and a body
 that conforms to its schema. Afterwards the audit chain verifies and the rows show nothing
 half-written. Select these with `-m fuzz`.
@@ -30,10 +30,17 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from approvals.blackouts import blackout_window_create
+from approvals.decisions import valid_gos
+from approvals.models import ApprovalRequest, BlackoutWindow
+from approvals.revisions import preview_hash_of
+from approvals.services import approval_request_create
 from flags.models import Flag, FlagState
 from flags.services import flag_create, flag_state_set, sdk_key_issue
+from releasecontrol import policy, requestable
 from releasecontrol.audit import audit_verify
 from releasecontrol.models import AuditEvent, Environment, IdempotencyKey, User
+from tests.approvals.requestables import FLAG_CHANGE, requestable_attributes
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db(transaction=True)]
 
@@ -85,9 +92,11 @@ def fuzz(
             operation = result.ok()
             run.operations += 1
             names = {p.name for p in operation.path_parameters}
-            variants = [{}] + [
-                {k: v for k, v in var.items() if k in names} for var in path_variants
-            ]
+            variants: list[dict[str, Any]] = [{}]
+            for var in path_variants:
+                named = {k: v for k, v in var.items() if k in names}
+                if named not in variants:
+                    variants.append(named)
             for variant in variants if names else [{}]:
                 for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                     strategy = operation.as_strategy(generation_mode=mode, path_parameters=variant)
@@ -150,9 +159,21 @@ def assert_nothing_half_written() -> None:
     kill_switches = AuditEvent.objects.filter(action="killswitch.engage", outcome="ok")
     turned_off = sum(event.after["turned_off"] for event in kill_switches)
     assert moved == changes + turned_off
-    # Each kept idempotent answer belongs to a flag that exists.
+    # Each kept idempotent answer belongs to a flag, a request or a window that exists.
     for record in IdempotencyKey.objects.all():
-        assert record.status == 201 and Flag.objects.filter(key=record.response["key"]).exists()
+        made = record.response
+        assert record.status == 201
+        if "key" in made:
+            assert Flag.objects.filter(key=made["key"]).exists()
+        elif "preview_hash" in made:
+            assert ApprovalRequest.objects.filter(pk=made["id"]).exists()
+        else:
+            assert BlackoutWindow.objects.filter(pk=made["id"]).exists()
+    # Every request's hash is the hash of what it holds, and only valid gos approved it.
+    for approval in ApprovalRequest.objects.all():
+        assert approval.preview_hash == preview_hash_of(approval, list(approval.checklist.all()))
+        if approval.status in ("approved", "executed"):
+            assert valid_gos(approval), approval
 
 
 @pytest.fixture
@@ -184,9 +205,45 @@ def fuzz_flags(release_manager, staging, production) -> list[dict[str, str]]:
     ]
 
 
+@pytest.fixture
+def fuzz_approvals(fuzz_flags, developer, release_manager, production) -> list[dict[str, Any]]:
+    """A developer's request (a test-only requestable action changing fuzz-bool) and a
+    blackout window, and the path parameters naming them."""
+    policy.register(
+        name=FLAG_CHANGE,
+        description="Change a test flag's state",
+        permission="change_flags",
+        mutates=True,
+        reduces_exposure=None,
+        production_execution=True,
+        approval=False,
+        administrative=False,
+    )
+    requestable.register(**requestable_attributes(FLAG_CHANGE, schedulable=True))
+    try:
+        approval = approval_request_create(
+            actor=developer,
+            environment=production,
+            action=FLAG_CHANGE,
+            parameters={"flag": "fuzz-bool", "mode": "full"},
+            title="Fuzz everyone",
+        )
+        window = blackout_window_create(
+            actor=release_manager,
+            environment=production,
+            weekly={"day": "sat", "start": "00:00", "end_day": "sun", "end": "23:59"},
+            reason="Fuzz weekend",
+        )
+        item = approval.checklist.first()
+        yield [*fuzz_flags, {"id": approval.pk, "item": item.pk}, {"id": window.pk}]
+    finally:
+        requestable.unregister(FLAG_CHANGE)
+        policy.unregister(FLAG_CHANGE)
+
+
 @pytest.mark.parametrize("who", ["release_manager", "agent"])
 def test_api_fuzz__generated_openapi__no_server_error_every_answer_documented(
-    request, live_server, api_token_for, fuzz_flags, who
+    request, live_server, api_token_for, fuzz_approvals, who
 ):
     user: User = request.getfixturevalue(who)
     token = api_token_for(user)
@@ -195,12 +252,12 @@ def test_api_fuzz__generated_openapi__no_server_error_every_answer_documented(
     )
 
     run = fuzz(
-        schema, live_server.url, {"Authorization": f"Bearer {token}"}, fuzz_flags, API_EXAMPLES
+        schema, live_server.url, {"Authorization": f"Bearer {token}"}, fuzz_approvals, API_EXAMPLES
     )
 
     print(f"\n/api/v1 as {who}: {run.summary()}")
     assert not run.failures, "\n\n".join(run.failures[:10])
-    assert run.operations == 10 and run.examples >= 300
+    assert run.operations == 23 and run.examples >= 600
     assert run.statuses[200] and run.statuses[400] and run.statuses[404]
     if who == "agent":
         assert run.statuses[403], "an agent is refused production changes"

@@ -41,6 +41,7 @@ from releasecontrol.models import (
     RoleGrant,
     User,
 )
+from tests.approvals.requestables import FLAG_CHANGE, requestable_attributes
 from tests.factories import PASSWORD, MonitorHeartbeatFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,6 +128,15 @@ KNOWN_MUTATIONS = {
     ("api:environment_rollback", "POST"),
     ("api:flag_accept", "POST"),
     ("approval_request_new", "POST"),
+    ("api:approvals", "POST"),
+    ("api:approval", "PATCH"),
+    ("api:approval_checklist_item", "PATCH"),
+    ("api:approval_decisions", "POST"),
+    ("api:approval_execute", "POST"),
+    ("api:approval_cancel", "POST"),
+    ("api:approval_post_review", "POST"),
+    ("api:environment_blackouts", "POST"),
+    ("api:blackout", "DELETE"),
 }
 KNOWN_REFUSED_ACTIONS = {
     "approval.request.create",
@@ -260,6 +270,9 @@ class World:
             ("admin:view_on_site", "content_type_id"): lambda: (
                 ContentType.objects.get_for_model(Flag).pk
             ),
+            ("api:approval_execute", "id"): lambda: self.approvals["approved"].pk,
+            ("api:approval_post_review", "id"): lambda: self.approvals["executed"].pk,
+            ("api:blackout", "id"): lambda: self.approvals["blackout"].pk,
         }
         by_name: dict[str, Callable[[], Any]] = {
             "key": lambda: self.flag.key,
@@ -272,6 +285,8 @@ class World:
             "app_label": lambda: "flags",
             "url": lambda: "no-such-page/",
             "rest": lambda: "no-such-endpoint",
+            "id": lambda: self.approvals["pending"].pk,
+            "item": lambda: self.approvals["pending"].checklist.get().pk,
         }
         maker = by_route.get((route.name, kwarg)) or by_name.get(kwarg)
         if maker is None:
@@ -387,6 +402,26 @@ def _payloads(world: World) -> dict[tuple[str, str], dict[str, Any]]:
             "urgency": "routine",
             "risk": "low",
         },
+        ("api:approvals", "POST"): {
+            "environment": world.production.slug,
+            "action": FLAG_CHANGE,
+            "parameters": {"flag": world.flag.key, "mode": "full"},
+            "title": refusal,
+        },
+        ("api:approval", "PATCH"): {"title": refusal},
+        ("api:approval_checklist_item", "PATCH"): {"checked": True, "evidence": refusal},
+        ("api:approval_decisions", "POST"): {
+            "decision": "go",
+            "comment": refusal,
+            "preview_hash": world.approvals["pending"].preview_hash,
+        },
+        ("api:approval_execute", "POST"): {"reason": refusal},
+        ("api:approval_post_review", "POST"): {"notes": refusal},
+        ("api:environment_blackouts", "POST"): {
+            "starts_at": "2030-01-01T00:00:00Z",
+            "ends_at": "2030-01-02T00:00:00Z",
+            "reason": refusal,
+        },
     }
 
 
@@ -422,6 +457,7 @@ def world(
     from tests.factories import notification_rows
 
     approvals = approvals_rows(requester=oncall, decider=release_manager)
+    approvals["approved"] = _approved_request(flag, production, requester=oncall)
     notification_rows(production)
     Group.objects.create(name="probe-group")
     # Sign-in records (django-axes): one success, one failure, so its admin pages have rows.
@@ -440,6 +476,48 @@ def world(
         state_event=state_event,
         token=api_token_for(auditor),
         approvals=approvals,
+    )
+
+
+@pytest.fixture(autouse=True)
+def flag_change_requestable():
+    """A requestable action, so the approvals endpoints reach the policy's refusal."""
+    from releasecontrol import policy, requestable
+
+    policy.register(
+        name=FLAG_CHANGE,
+        description="Change a test flag's state",
+        permission="change_flags",
+        mutates=True,
+        reduces_exposure=None,
+        production_execution=True,
+        approval=False,
+        administrative=False,
+    )
+    requestable.register(**requestable_attributes(FLAG_CHANGE, schedulable=False))
+    yield
+    requestable.unregister(FLAG_CHANGE)
+    policy.unregister(FLAG_CHANGE)
+
+
+def _approved_request(flag: Flag, environment: Environment, requester: User) -> ApprovalRequest:
+    """An approved request for the test action (a row, as tests/approvals/factories.py
+    makes them): executing it reaches the policy."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    return ApprovalRequest.objects.create(
+        environment=environment,
+        action=FLAG_CHANGE,
+        parameters={"flag": flag.key, "mode": "full", "percentage": 0, "allowlist": []},
+        title="Probe approved",
+        status="approved",
+        approved_at=now,
+        preview_hash="b" * 64,
+        requested_by=requester,
+        expires_at=now + dt.timedelta(hours=72),
     )
 
 

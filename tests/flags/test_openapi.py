@@ -16,7 +16,7 @@ from releasecontrol.api import openapi_document
 
 API_PREFIX = "/api/v1/"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
-SAMPLE_PARAMETERS = {"key": "some-flag", "environment": "staging"}
+SAMPLE_PARAMETERS = {"key": "some-flag", "environment": "staging", "id": "1", "item": "1"}
 NOT_DOCUMENTED = {"/api/v1/openapi.json"}  # the document itself
 
 
