@@ -167,6 +167,11 @@ class Environment(models.Model):
                 condition=~Q(tier="production") | Q(approvals_required__gte=1),
                 name="environment_production_needs_an_approval",
             ),
+            # Requiring approval for increases means someone must approve: at least one go.
+            models.CheckConstraint(
+                condition=Q(require_approval_for_increase=False) | Q(approvals_required__gte=1),
+                name="environment_approval_for_increase_needs_an_approval",
+            ),
             models.UniqueConstraint(fields=["position"], name="environment_unique_position"),
             # An unsigned webhook could not be told from a forged one.
             models.CheckConstraint(

@@ -75,3 +75,29 @@ def test_environment_configure__production_without_approvals__refused_by_constra
 
     with pytest.raises(ValidationError):
         environment_configure(actor=User.system(), environment=production, approvals_required=0)
+
+
+def test_environment_configure__approval_for_increase_without_approvals__refused(staging):
+    """Requiring approval for increases with nobody to approve would block every increase."""
+    import pytest
+    from django.core.exceptions import ValidationError
+
+    from releasecontrol.models import AuditEvent, User
+    from releasecontrol.services import environment_configure
+
+    with pytest.raises(ValidationError):
+        environment_configure(
+            actor=User.system(), environment=staging, require_approval_for_increase=True
+        )
+    staging.refresh_from_db()
+    assert not staging.require_approval_for_increase
+    assert not AuditEvent.objects.filter(action="environment.configure").exists()
+
+
+def test_environment__approval_for_increase_without_approvals__refused_by_the_database(staging):
+    from django.db import IntegrityError, transaction
+
+    from releasecontrol.models import Environment
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Environment.objects.filter(pk=staging.pk).update(require_approval_for_increase=True)

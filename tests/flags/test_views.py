@@ -197,7 +197,9 @@ def test_state_set__kill_switch_engaged__increase_409_inline_decrease_allowed(
 def test_state_set__environment_requires_approval__increase_409_explains(
     client, developer, staging, concierge
 ):
-    Environment.objects.filter(pk=staging.pk).update(require_approval_for_increase=True)
+    Environment.objects.filter(pk=staging.pk).update(
+        require_approval_for_increase=True, approvals_required=1
+    )
     client.force_login(developer)
     response = client.post(STAGING, edit(mode="full"), **HTMX)
     assert response.status_code == 409
