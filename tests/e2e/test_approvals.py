@@ -168,6 +168,8 @@ def test_approvals__agent_request_two_gos_edit_voids_again_executed(
     executed = events.get(action="approval.execute")
     assert (executed.actor, executed.reason) == (oncall, "Window open, error rate flat")
     assert executed.after["approval"]["approvers"] == ["rita", "rhea"]
-    change = AuditEvent.objects.filter(action="flag.state.set", environment=production).latest("id")
+    # The change itself is recorded as the requested action, linking the request it executed.
+    change = AuditEvent.objects.filter(action=flag_change, environment=production).latest("id")
     assert (change.actor, change.outcome, change.after["mode"]) == (oncall, "ok", "percentage")
+    assert change.after["approval"]["request"] == request.pk
     assert not AuditEvent.objects.filter(outcome="denied").exists()
