@@ -123,6 +123,13 @@ def approval_decide_refusal(
     except Conflict as conflict:
         return conflict.detail
     except ValidationError as invalid:
+        unchecked = getattr(invalid, "message_dict", {}).get("checklist")
+        if unchecked:
+            # The page shows the checklist itself: one line saying how much is open.
+            return (
+                f"A go needs the whole checklist: {len(unchecked)} required item(s) are not "
+                "checked yet (see the checklist below)."
+            )
         return " ".join(invalid.messages)
     return None
 

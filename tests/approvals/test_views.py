@@ -224,7 +224,10 @@ def test_detail__incomplete_checklist__go_blocked_adjust_allowed(world, client):
 
     choices = {c.name: c for c in response.context["choices"]}
     assert not choices["go"].allowed
-    assert choices["go"].why == "Not checked yet: Tests passed: Unit tests passed (X/Y)"
+    assert choices["go"].why == (
+        "A go needs the whole checklist: 1 required item(s) are not checked yet "
+        "(see the checklist below)."
+    )
     assert choices["adjust"].allowed and choices["no_go"].allowed
     assert 'data-testid="decide-go-blocked"' in response.content.decode()
 
