@@ -37,10 +37,9 @@ from approvals.revisions import preview_hash_of
 from approvals.services import approval_request_create
 from flags.models import Flag, FlagState
 from flags.services import flag_create, flag_state_set, sdk_key_issue
-from releasecontrol import policy, requestable
 from releasecontrol.audit import audit_verify
 from releasecontrol.models import AuditEvent, Environment, IdempotencyKey, User
-from tests.approvals.requestables import FLAG_CHANGE, requestable_attributes
+from tests.approvals.requestables import FLAG_CHANGE, flag_change_registered
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db(transaction=True)]
 
@@ -209,18 +208,7 @@ def fuzz_flags(release_manager, staging, production) -> list[dict[str, str]]:
 def fuzz_approvals(fuzz_flags, developer, release_manager, production) -> list[dict[str, Any]]:
     """A developer's request (a test-only requestable action changing fuzz-bool) and a
     blackout window, and the path parameters naming them."""
-    policy.register(
-        name=FLAG_CHANGE,
-        description="Change a test flag's state",
-        permission="change_flags",
-        mutates=True,
-        reduces_exposure=None,
-        production_execution=True,
-        approval=False,
-        administrative=False,
-    )
-    requestable.register(**requestable_attributes(FLAG_CHANGE, schedulable=True))
-    try:
+    with flag_change_registered(FLAG_CHANGE, schedulable=True):
         approval = approval_request_create(
             actor=developer,
             environment=production,
@@ -236,9 +224,6 @@ def fuzz_approvals(fuzz_flags, developer, release_manager, production) -> list[d
         )
         item = approval.checklist.first()
         yield [*fuzz_flags, {"id": approval.pk, "item": item.pk}, {"id": window.pk}]
-    finally:
-        requestable.unregister(FLAG_CHANGE)
-        policy.unregister(FLAG_CHANGE)
 
 
 @pytest.mark.parametrize("who", ["release_manager", "agent"])

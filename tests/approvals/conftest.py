@@ -7,12 +7,15 @@ import datetime as dt
 import pytest
 
 from approvals.checklists import checklist_template_save
-from releasecontrol import policy, requestable
 from releasecontrol.models import Environment, User, UserKind
 from releasecontrol.services import role_grant, user_create
 from tests.factories import PASSWORD
 
-from .requestables import FLAG_CHANGE, FLAG_CHANGE_MANUAL, requestable_attributes
+from .requestables import (
+    FLAG_CHANGE,
+    FLAG_CHANGE_MANUAL,
+    flag_change_registered,
+)
 
 START = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)  # a Wednesday, outside any weekend
 
@@ -26,26 +29,11 @@ def clock(time_machine):
 @pytest.fixture
 def flag_change(db):
     """`test.flag.change` (schedulable) and `test.flag.change.manual` (never scheduled)."""
-    names = []
-    for name, schedulable in ((FLAG_CHANGE, True), (FLAG_CHANGE_MANUAL, False)):
-        policy.register(
-            name=name,
-            description="Change a test flag's state",
-            permission="change_flags",
-            mutates=True,
-            reduces_exposure=None,
-            production_execution=True,
-            approval=False,
-            administrative=False,
-        )
-        requestable.register(**requestable_attributes(name, schedulable=schedulable))
-        names.append(name)
-    try:
+    with (
+        flag_change_registered(FLAG_CHANGE, schedulable=True),
+        flag_change_registered(FLAG_CHANGE_MANUAL, schedulable=False),
+    ):
         yield FLAG_CHANGE
-    finally:
-        for name in names:
-            requestable.unregister(name)
-            policy.unregister(name)
 
 
 def _person(username, role, *, kind=UserKind.HUMAN, superuser=False, everywhere=True):

@@ -2,6 +2,8 @@
 with a pydantic parameter schema, an exact preview, and an executor that passes the approval
 on (the service re-verifies it as this action)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import pydantic
@@ -69,3 +71,27 @@ def requestable_attributes(name, *, schedulable):
         "executor": executor,
         "schedulable": schedulable,
     }
+
+
+@contextmanager
+def flag_change_registered(name: str = FLAG_CHANGE, *, schedulable: bool) -> Iterator[str]:
+    """Register the test action with the policy (as a flag change declares itself) and as a
+    requestable action, for the length of a test."""
+    from releasecontrol import policy, requestable
+
+    policy.register(
+        name=name,
+        description="Change a test flag's state",
+        permission="change_flags",
+        mutates=True,
+        reduces_exposure=None,
+        production_execution=True,
+        approval=False,
+        administrative=False,
+    )
+    requestable.register(**requestable_attributes(name, schedulable=schedulable))
+    try:
+        yield name
+    finally:
+        requestable.unregister(name)
+        policy.unregister(name)

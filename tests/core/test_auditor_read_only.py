@@ -41,7 +41,7 @@ from releasecontrol.models import (
     RoleGrant,
     User,
 )
-from tests.approvals.requestables import FLAG_CHANGE, requestable_attributes
+from tests.approvals.requestables import FLAG_CHANGE, flag_change_registered
 from tests.factories import PASSWORD, MonitorHeartbeatFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -482,22 +482,8 @@ def world(
 @pytest.fixture(autouse=True)
 def flag_change_requestable():
     """A requestable action, so the approvals endpoints reach the policy's refusal."""
-    from releasecontrol import policy, requestable
-
-    policy.register(
-        name=FLAG_CHANGE,
-        description="Change a test flag's state",
-        permission="change_flags",
-        mutates=True,
-        reduces_exposure=None,
-        production_execution=True,
-        approval=False,
-        administrative=False,
-    )
-    requestable.register(**requestable_attributes(FLAG_CHANGE, schedulable=False))
-    yield
-    requestable.unregister(FLAG_CHANGE)
-    policy.unregister(FLAG_CHANGE)
+    with flag_change_registered(FLAG_CHANGE, schedulable=False):
+        yield
 
 
 def _approved_request(flag: Flag, environment: Environment, requester: User) -> ApprovalRequest:

@@ -12,10 +12,9 @@ from approvals.models import ApprovalRequest, Decision
 from approvals.services import approval_request_create, approval_request_update, checklist_item_set
 from flags.models import FlagState
 from flags.services import flag_create
-from releasecontrol import policy, requestable
 from releasecontrol.models import AuditEvent, Environment, User
 from releasecontrol.services import environment_configure, role_grant, user_create
-from tests.approvals.requestables import FLAG_CHANGE, requestable_attributes
+from tests.approvals.requestables import FLAG_CHANGE, flag_change_registered
 from tests.e2e.browser import screenshot, sign_in
 from tests.factories import PASSWORD
 
@@ -26,20 +25,8 @@ TEN_PERCENT = {"flag": "new-checkout", "mode": "percentage", "percentage": 10, "
 
 @pytest.fixture
 def flag_change(db):
-    policy.register(
-        name=FLAG_CHANGE,
-        description="Change a test flag's state",
-        permission="change_flags",
-        mutates=True,
-        reduces_exposure=None,
-        production_execution=True,
-        approval=False,
-        administrative=False,
-    )
-    requestable.register(**requestable_attributes(FLAG_CHANGE, schedulable=True))
-    yield FLAG_CHANGE
-    requestable.unregister(FLAG_CHANGE)
-    policy.unregister(FLAG_CHANGE)
+    with flag_change_registered(FLAG_CHANGE, schedulable=True):
+        yield FLAG_CHANGE
 
 
 @pytest.fixture
