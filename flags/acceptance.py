@@ -1,6 +1,8 @@
-"""Accepting a non-boolean flag's values where they need it (production): until a person with
-production rights accepts exactly its on- and off-value there, evaluation answers
-FLAG_NOT_FOUND and callers keep their code default."""
+"""Accepting a non-boolean flag's values where they need it (production): until exactly its
+on- and off-value are accepted there, evaluation answers FLAG_NOT_FOUND and callers keep their
+code default. A flag defined by someone with production rights is accepted at creation;
+any other is accepted only through an approved `flag.accept` request (DESIGN.md, "Who needs a
+request"), whoever executes it."""
 
 from __future__ import annotations
 
@@ -22,14 +24,15 @@ from .guards import (
     approval_verified,
     authorize_change,
     blackout_check,
-    increase_approval_check,
+    require_approval,
 )
 from .models import Flag, FlagState
 from .writes import bump_flags_version, flag_target, lock_environment, lock_state, stale_edit
 
 
 def may_accept(actor: User, environment: Environment) -> bool:
-    """Whether this actor's choice of a flag's values is accepted in this environment."""
+    """Whether a flag this actor defines is accepted here at creation (they hold flag.accept
+    there); anyone else's needs an approved request."""
     return decide(actor, actions.FLAG_ACCEPT, environment).allowed
 
 
@@ -51,15 +54,17 @@ def flag_accept(
     """Accept a non-boolean flag's values (exactly its on- and off-value) in an environment
     that needs acceptance (production): from then on evaluation there answers with them.
 
-    Needs flag.accept there (release managers and on-call: change_flags in production;
-    agents never) and a reason; whoever may request it instead (developers, agents) gets
-    ApprovalRequired naming the request to make, as does everyone where the environment
-    requires approval for increases. `approval` (a request id) is re-verified here. Inside
-    a blackout window only an approved emergency request accepts. Idempotent: when these
-    exact values are already accepted it changes nothing and returns the state, whatever
-    `expected_version` says (a retry after success is not an error). Otherwise a stale
-    `expected_version` raises StaleEdit (409). Bumps the state's version and the
-    environment's flags_version; audited with the values and the approval behind them.
+    Only with an approved `flag.accept` request for this flag (`approval`, a request id or a
+    VerifiedApproval, re-verified here), executed by someone holding flag.accept there
+    (release managers and on-call; agents never), or by the system actor at the request's
+    window. Without one it is refused for everyone and recorded as denied: whoever may
+    request (request_changes there) gets ApprovalRequired (409) naming the request to make,
+    anyone else PermissionDenied. Inside a blackout window only an approved emergency
+    request accepts. Idempotent: when these exact values are already accepted it changes
+    nothing and returns the state, whatever `expected_version` says (a retry after success
+    is not an error). Otherwise a stale `expected_version` raises StaleEdit (409). Bumps the
+    state's version and the environment's flags_version; audited with the values and the
+    approval behind them.
     """
     requested = {
         "on_value": flag.on_value,
@@ -94,21 +99,23 @@ def flag_accept(
         raise ValidationError({"flag": f"Nothing to accept: {why}."})
     if state.serves_values_of(flag):
         return state
-    if expected_version is not None and expected_version != state.version:
-        raise stale_edit(flag, environment, state, expected_version)
-    if not reason.strip():
-        raise ValidationError({"reason": "Say why these values are right for production."})
     blackout_check(environment, approval=verified)
-    increase_approval_check(
+    require_approval(
         actor,
         actions.FLAG_ACCEPT.name,
         environment,
+        why=f"Accepting {flag.key}'s values in {environment.name} needs an approved request, "
+        "whoever accepts them.",
         approval=verified,
         parameters=parameters,
         target=target,
         requested=requested,
         reason=reason,
     )
+    if expected_version is not None and expected_version != state.version:
+        raise stale_edit(flag, environment, state, expected_version)
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why these values are right for production."})
     before = {
         "accepted": _accepted_view(state),
         "version": state.version,

@@ -102,8 +102,9 @@ FLAG_ARCHIVE = register(
 )
 FLAG_ACCEPT = register(
     name="flag.accept",
-    # Production serves a non-boolean flag's values only once a person with production rights
-    # accepted them: a flag's author without those rights cannot choose what users get there.
+    # Production serves a non-boolean flag's values only once they are accepted: at creation
+    # when the author holds this there, else through an approved request (flags/acceptance.py),
+    # so a flag's author without production rights cannot choose what users get there.
     description="Accept a flag's values",
     permission=roles.CHANGE_FLAGS,
     mutates=True,

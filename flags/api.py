@@ -346,8 +346,11 @@ def _restorable(event: AuditEvent, flag: Flag, environment: Environment, side: s
     STATE + "/accept",
     url_name="flag_accept",
     response={200: ChangedStateOut, **errors(400, 401, 403, 404), 409: ChangeConflictOut},
-    description="Whoever may request but not accept gets 409 `approval_required` naming the "
-    "request to make (POST /api/v1/approvals); the refusal is recorded.",
+    description="Values are accepted only through an approved `flag.accept` request "
+    "(executed through POST /api/v1/approvals/{id}/execute): whoever may request gets 409 "
+    "`approval_required` naming the request to make (POST /api/v1/approvals), anyone else "
+    "403; the refusal is recorded. 200 only when these exact values are already accepted; "
+    "400 when there is nothing to accept.",
     tags=["flags"],
     summary="Accept a non-boolean flag's values where they need it (production)",
 )

@@ -176,10 +176,3 @@ class KillSwitchEngageForm(forms.Form):
 
 class KillSwitchReleaseForm(forms.Form):
     reason = forms.CharField(required=False, max_length=2000)
-
-
-class FlagAcceptForm(forms.Form):
-    """Accepting a flag's values in production: the version the page showed, and why."""
-
-    version = forms.IntegerField(min_value=0, required=False)
-    reason = forms.CharField(required=False, max_length=2000)

@@ -116,6 +116,35 @@ def authorize_change(
         raise
 
 
+def require_approval(
+    actor: User,
+    action: str,
+    environment: Environment,
+    *,
+    why: str,
+    approval: VerifiedApproval | None,
+    parameters: dict[str, Any],
+    target: Target,
+    requested: Any,
+    reason: str,
+) -> None:
+    """Where a change needs an approved request whoever makes it, making it without one is
+    refused: recorded as denied (`why`), answered 409 with the request to make."""
+    if approval is not None:
+        return
+    audit_record_denial(
+        actor=actor,
+        action=action,
+        environment=environment,
+        target=target,
+        after={"refused": why, "requested": requested},
+        reason=reason,
+    )
+    raise approval_required(
+        f"Refused: {why}", action=action, environment=environment, parameters=parameters
+    )
+
+
 def increase_approval_check(
     actor: User,
     action: str,
@@ -128,22 +157,20 @@ def increase_approval_check(
     reason: str,
 ) -> None:
     """Where the environment requires approval for increases, an increase without one is
-    refused for everyone: recorded as denied, answered with the request to make."""
-    if approval is not None or not environment.require_approval_for_increase:
+    refused for everyone."""
+    if not environment.require_approval_for_increase:
         return
-    why = (
-        f"{environment.name} requires an approved request for every change that increases exposure."
-    )
-    audit_record_denial(
-        actor=actor,
-        action=action,
-        environment=environment,
+    require_approval(
+        actor,
+        action,
+        environment,
+        why=f"{environment.name} requires an approved request for every change that "
+        "increases exposure.",
+        approval=approval,
+        parameters=parameters,
         target=target,
-        after={"refused": why, "requested": requested},
+        requested=requested,
         reason=reason,
-    )
-    raise approval_required(
-        f"Refused: {why}", action=action, environment=environment, parameters=parameters
     )
 
 

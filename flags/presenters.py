@@ -82,7 +82,6 @@ class Column:
     environment: Environment
     can_change: bool
     can_operate: bool
-    can_accept: bool
     switch: KillSwitch | None
     # Why this user may not change flags here (shown on read-only cells), else "".
     read_only_why: str = ""
@@ -104,8 +103,6 @@ def column_of(user: User, environment: Environment, cover: KillSwitchCover) -> C
         environment=environment,
         can_change=change.allowed,
         can_operate=decide(user, actions.KILL_SWITCH_ENGAGE, environment).allowed,
-        can_accept=environment.is_production
-        and decide(user, actions.FLAG_ACCEPT, environment).allowed,
         switch=cover.for_environment(environment),
         read_only_why="" if change.allowed else change.why,
         can_request=may_request(user, environment),
@@ -175,13 +172,10 @@ class Cell:
         return self.state is None or not self.state.serves_values_of(self.flag)
 
     @property
-    def can_accept(self) -> bool:
-        return self.values_pending and self.column.can_accept
-
-    @property
     def request_accept_url(self) -> str:
-        """Where someone who may ask, but not accept, requests the acceptance ("" if not)."""
-        if not self.values_pending or self.column.can_accept or not self.column.can_request:
+        """Where someone who may ask requests the acceptance ("" if not): values are accepted
+        only through an approved request, whoever executes it."""
+        if not self.values_pending or not self.column.can_request:
             return ""
         return request_approval_url(
             actions.FLAG_ACCEPT.name, self.environment, {"flag": self.flag.key}

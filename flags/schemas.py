@@ -109,7 +109,8 @@ class RestoreIn(RequestBody):
 
 
 class AcceptIn(RequestBody):
-    """Accept exactly the flag's on- and off-value as they are now."""
+    """Accept exactly the flag's on- and off-value as they are now: answered 409 with the
+    `flag.accept` request to make, as values are accepted only through an approved one."""
 
     version: Version
     reason: Text = Field(None, description="Why these values are right here: required.")
@@ -159,7 +160,8 @@ class FlagEnvironmentOut(StateOut):
     )
     values_served: bool = Field(
         description="False while a non-boolean flag's values wait for acceptance here: "
-        "evaluation answers FLAG_NOT_FOUND (POST .../accept)."
+        "evaluation answers FLAG_NOT_FOUND until an approved `flag.accept` request is "
+        "executed (POST /api/v1/approvals)."
     )
 
 

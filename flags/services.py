@@ -86,8 +86,9 @@ def flag_create(
 
     A boolean's values are true and false (omitted means those; anything else is refused);
     other types need both values, and they must differ. Where its values need acceptance
-    (production), they are accepted at once when the author may accept them there (see
-    flag_accept); otherwise that environment answers FLAG_NOT_FOUND until someone does.
+    (production), they are accepted at once when the author holds flag.accept there;
+    otherwise that environment answers FLAG_NOT_FOUND until an approved `flag.accept`
+    request is executed (flag_accept).
     """
     authorize(
         actor,

@@ -23,5 +23,4 @@ urlpatterns = [
     path(STATE + "request", views.state_request, name="state_request"),
     path(STATE + "cell", views.state_cell, name="state_cell"),
     path(STATE + "restore", action_views.state_restore, name="state_restore"),
-    path(STATE + "accept", views.state_accept, name="state_accept"),
 ]

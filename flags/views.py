@@ -25,7 +25,7 @@ from releasecontrol.errors import Conflict
 from releasecontrol.policy import decide
 
 from . import actions, selectors, services
-from .forms import FlagAcceptForm, FlagCreateForm, FlagStateForm
+from .forms import FlagCreateForm, FlagStateForm
 from .models import Mode
 from .presenters import (
     Cell,
@@ -41,7 +41,6 @@ from .presenters import (
     history_row,
     kill_switch_notice,
     read_only_notice,
-    refusal_notice,
     request_approval_url,
     request_notice,
     state_summary,
@@ -229,48 +228,6 @@ def _cell_changed(response: HttpResponse, key: str, environment: str, version: i
         }
     )
     return response
-
-
-@require_http_methods(["GET", "POST"])
-def state_accept(request: HttpRequest, key: str, environment: str) -> HttpResponse:
-    """Accept a non-boolean flag's values in production: a confirmation naming the exact
-    values and asking a reason (GET, or a POST without one), then flag_accept."""
-    cell = cell_for(request.user, key, environment)
-    form = FlagAcceptForm(request.POST if request.method == "POST" else None)
-    accept = {"version": cell.version, "reason": "", "error": ""}
-    if request.method == "GET" or not form.is_valid():
-        if not cell.values_pending:
-            return _render_cell(request, cell)
-        if request.method == "POST":
-            accept["error"] = " ".join(e for errors in form.errors.values() for e in errors)
-        return _render_cell(request, cell, accept=accept, status=400 if accept["error"] else 200)
-    data = form.cleaned_data
-    accept.update(reason=data["reason"], version=data["version"])
-    try:
-        state = services.flag_accept(
-            actor=request.user,
-            flag=cell.flag,
-            environment=cell.environment,
-            expected_version=data["version"],
-            reason=data["reason"],
-        )
-    except (Conflict, PermissionDenied, ValidationError) as exc:
-        fresh = cell_for(request.user, key, environment)
-        notice, status = refusal_notice(exc)
-        if status == 400 and fresh.values_pending:
-            accept.update(error=notice.text, version=fresh.version)
-            return _render_cell(request, fresh, accept=accept, status=400)
-        return _render_cell(request, fresh, notice=notice, status=status)
-    fresh = cell_for(request.user, key, environment)
-    message = (
-        f"{key} in {fresh.environment.name}: values accepted (on {value_text(cell.flag.on_value)}, "
-        f"off {value_text(cell.flag.off_value)})."
-    )
-    if not wants_partial(request):
-        messages.success(request, message)
-        return HttpResponseRedirect(back_url(request, reverse("flags:board")), status=303)
-    response = _render_cell(request, fresh, just_saved=True)
-    return _cell_changed(response, key, environment, state.version, message)
 
 
 def _confirmation(

@@ -14,6 +14,7 @@ from approvals.services import approval_request_update
 from flags.models import FlagState
 from flags.services import ApprovalRequired, BlackoutOpen, flag_accept, flag_create, flag_state_set
 from releasecontrol import requestable
+from releasecontrol.errors import Conflict
 from releasecontrol.models import AuditEvent
 from releasecontrol.requestable import ApprovalDrifted, ApprovalInvalid
 from releasecontrol.services import environment_configure
@@ -202,6 +203,45 @@ def test_approval_execute__flag_accept_request__values_served_event_links_reques
     event = last_event(ACCEPT, outcome="ok")
     assert event.after["approval"]["request"] == request.pk
     assert event.after["approval"]["approvers"] == ["rhea"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flag_accept__release_manager_refused_409__the_request_named_approved_executed_by_them(
+    flags_world,
+):
+    """Production rights do not accept values directly: the request the refusal names, made
+    as it is, approved by someone else and executed by the requester, does."""
+    rita = flags_world["rita"]
+    flag = flag_create(
+        actor=flags_world["dev"],
+        key="copy",
+        name="Copy",
+        type="string",
+        on_value="a",
+        off_value="b",
+    )
+    with pytest.raises(ApprovalRequired) as refused:
+        flag_accept(
+            actor=rita,
+            flag=flag,
+            environment=env("production"),
+            expected_version=1,
+            reason="I have production rights",
+        )
+    denied = last_event(ACCEPT, outcome="denied")
+    assert (denied.actor, denied.after["requested"]["on_value"]) == (rita, "a")
+    named = refused.value.context["request"]
+    assert named == {"action": ACCEPT, "environment": "production", "parameters": {"flag": "copy"}}
+
+    request = approved(
+        flags_world, requester="rita", action=named["action"], parameters=named["parameters"]
+    )
+    approval_execute(actor=rita, request=fresh(request), reason="as approved by rhea")
+
+    state = FlagState.objects.get(flag=flag, environment__slug="production")
+    assert (state.accepted_values, state.values_accepted_by) == (("a", "b"), rita)
+    accepted = last_event(ACCEPT, outcome="ok")
+    assert (accepted.actor, accepted.after["approval"]["approvers"]) == (rita, ["rhea"])
 
 
 def test_approval_execute__requires_approval_for_increase__the_approved_request_goes_through(
@@ -412,6 +452,36 @@ def test_flag_state_set__inside_blackout__routine_approval_refused_emergency_goe
     ten_percent_with(emergency.pk, flags_world["rita"])
     assert flag_state().percentage == 10
     assert last_event(SET, outcome="ok").after["approval"]["urgency"] == "emergency"
+
+
+def test_flag_accept__inside_blackout__routine_request_held_back_emergency_accepts(
+    flags_world, clock
+):
+    for key in ("copy-a", "copy-b"):
+        flag_create(
+            actor=flags_world["dev"], key=key, name=key, type="string", on_value="a", off_value="b"
+        )
+    routine = approved(flags_world, action=ACCEPT, parameters={"flag": "copy-a"})
+    emergency = go(
+        approved(flags_world, action=ACCEPT, parameters={"flag": "copy-b"}, urgency="emergency"),
+        flags_world["ravi"],
+    )
+    blackout_window_create(
+        actor=flags_world["rita"],
+        environment=env("production"),
+        starts_at=START,
+        ends_at=START + 3 * HOUR,
+        reason="Launch freeze",
+    )
+
+    with pytest.raises(Conflict) as held:
+        approval_execute(actor=flags_world["rita"], request=fresh(routine), reason="go")
+    approval_execute(actor=flags_world["rita"], request=fresh(emergency), reason="incident fix")
+
+    assert held.value.code == "blackout"
+    states = FlagState.objects.filter(environment__slug="production", flag__key__startswith="copy")
+    accepted = {state.flag.key: state.accepted_values for state in states}
+    assert accepted == {"copy-a": None, "copy-b": ("a", "b")}
 
 
 def test_flag_accept__inside_blackout__direct_acceptance_409(flags_world, blackout_now):

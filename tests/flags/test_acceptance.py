@@ -1,7 +1,7 @@
 """Production serves only what people with production rights chose: a boolean's values are
 always true/false, other types need two different values, and a non-boolean flag defined by
-someone without production rights answers FLAG_NOT_FOUND in production until a person with
-those rights accepts its values there (flag_accept)."""
+someone without production rights answers FLAG_NOT_FOUND in production until an approved
+`flag.accept` request accepts its values there (flag_accept refuses everyone without one)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from approvals.execution import approval_execute
+from approvals.models import ApprovalRequest
 from flags import evaluation
 from flags.models import Flag, FlagState
 from flags.services import (
@@ -23,6 +25,8 @@ from flags.services import (
     sdk_key_issue,
 )
 from releasecontrol.models import AuditEvent, Environment
+from releasecontrol.requestable import ApprovalDrifted
+from tests.flags.approved import accept_request_approved, accept_through_approval
 
 pytestmark = pytest.mark.django_db
 
@@ -208,80 +212,60 @@ def test_api__agent_defines_inverted_boolean_or_evil_object__production_never_se
     assert ofrep(client, sdk_keys, "production", "pay").json()["errorCode"] == "FLAG_NOT_FOUND"
 
 
-# --- Accepting ------------------------------------------------------------------------------
+# --- Accepting: only through an approved request ----------------------------------------------
+
+ASKED_FOR = {
+    "action": "flag.accept",
+    "environment": "production",
+    "parameters": {"flag": "payments"},
+}
 
 
 @pytest.mark.parametrize("who", ["release_manager", "oncall", "admin_user"])
-def test_flag_accept__production_rights__served_audited_with_the_exact_values(
-    request, client, sdk_keys, payments, production, who
+def test_flag_accept__approved_request_executed__served_audited_with_the_exact_values(
+    request, client, sdk_keys, payments, developer, release_manager, production, who
 ):
-    actor = request.getfixturevalue(who)
+    executor = request.getfixturevalue(who)
     version_before = Environment.objects.get(pk=production.pk).flags_version
-    state = flag_accept(
-        actor=actor,
-        flag=payments,
-        environment=production,
-        expected_version=1,
+
+    approval = accept_through_approval(
+        payments,
+        production,
+        requester=developer,
+        approver=release_manager,
+        executor=executor,
         reason="provider URL checked with payments team",
     )
+
+    state = FlagState.objects.get(flag=payments, environment=production)
     assert (state.version, state.values_accepted_by, state.accepted_values) == (
         2,
-        actor,
+        executor,
         (GOOD, EVIL),
     )
     assert Environment.objects.get(pk=production.pk).flags_version > version_before
     event = last_event(action="flag.accept")
-    assert (event.actor, event.outcome, event.environment_id) == (actor, "ok", "production")
+    assert (event.actor, event.outcome, event.environment_id) == (executor, "ok", "production")
     assert event.before == {"accepted": None, "version": 1}
-    assert event.after == {"accepted": {"on_value": GOOD, "off_value": EVIL}, "version": 2}
+    assert event.after["accepted"] == {"on_value": GOOD, "off_value": EVIL}
+    assert event.after["version"] == 2
+    assert (event.after["approval"]["request"], event.after["approval"]["approvers"]) == (
+        approval.pk,
+        ["rita"],
+    )
     assert event.reason == "provider URL checked with payments team"
     assert ofrep(client, sdk_keys, "production", "payments").json()["value"] == EVIL
-
-
-def test_flag_accept__already_accepted_same_values__idempotent_nothing_recorded(
-    release_manager, payments, production
-):
-    first = flag_accept(
-        actor=release_manager,
-        flag=payments,
-        environment=production,
-        expected_version=1,
-        reason="ok",
-    )
-    events = AuditEvent.objects.count()
-    again = flag_accept(
-        actor=release_manager,
-        flag=payments,
-        environment=production,
-        expected_version=1,
-        reason="ok",
-    )
-    assert again.version == first.version == 2
-    assert AuditEvent.objects.count() == events
-
-
-def test_flag_accept__stale_version__409_and_nothing_accepted(
-    release_manager, payments, production
-):
-    flag_state_set(
-        actor=release_manager, flag=payments, environment=production, mode="shadow", reason="dark"
-    )
-    with pytest.raises(StaleEdit):
-        flag_accept(
-            actor=release_manager,
-            flag=payments,
-            environment=production,
-            expected_version=1,
-            reason="ok",
-        )
-    assert FlagState.objects.get(flag=payments, environment=production).values_accepted_at is None
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("who", "refusal"),
     [
-        # Who may ask is told the request to make (409); the others are refused (403).
+        # Everyone who may ask is told the request to make (409), production rights or not;
+        # the others are refused (403).
+        ("release_manager", ApprovalRequired),
+        ("oncall", ApprovalRequired),
+        ("admin_user", ApprovalRequired),
         ("developer", ApprovalRequired),
         ("agent", ApprovalRequired),
         ("auditor", PermissionDenied),
@@ -289,8 +273,8 @@ def test_flag_accept__stale_version__409_and_nothing_accepted(
         ("system_user", PermissionDenied),
     ],
 )
-def test_flag_accept__without_production_rights__refused_and_denial_audited(
-    request, payments, production, who, refusal
+def test_flag_accept__without_an_approval__refused_for_everyone_and_denial_audited(
+    request, client, sdk_keys, payments, production, who, refusal
 ):
     actor = request.getfixturevalue(who)
     with pytest.raises(refusal) as error:
@@ -301,19 +285,90 @@ def test_flag_accept__without_production_rights__refused_and_denial_audited(
             expected_version=1,
             reason="looks fine to me",
         )
-    denied = last_event(action="flag.accept")
-    assert (denied.actor, denied.outcome) == (actor, "denied")
-    assert denied.after["requested"]["off_value"] == EVIL
+    denied = AuditEvent.objects.filter(action="flag.accept", outcome="denied")
+    assert [(e.actor, e.environment_id) for e in denied] == [(actor, "production")]
+    assert denied.get().after["requested"]["off_value"] == EVIL
     assert FlagState.objects.get(flag=payments, environment=production).values_accepted_at is None
+    assert ofrep(client, sdk_keys, "production", "payments").json()["errorCode"] == (
+        "FLAG_NOT_FOUND"
+    )
     if refusal is ApprovalRequired:
-        assert error.value.context["request"] == {
-            "action": "flag.accept",
-            "environment": "production",
-            "parameters": {"flag": "payments"},
-        }
+        assert error.value.context["request"] == ASKED_FOR
+        assert "Ask for a go instead: POST /api/v1/approvals" in error.value.detail
 
 
-def test_flag_accept__without_reason__400(release_manager, payments, production):
+def test_flag_accept__already_accepted_same_values__idempotent_nothing_recorded(
+    payments, developer, release_manager, production
+):
+    accept_through_approval(
+        payments,
+        production,
+        requester=developer,
+        approver=release_manager,
+        executor=release_manager,
+    )
+    events = AuditEvent.objects.count()
+
+    again = flag_accept(
+        actor=release_manager,
+        flag=payments,
+        environment=production,
+        expected_version=1,
+        reason="ok",
+    )
+
+    assert again.version == 2
+    assert AuditEvent.objects.count() == events
+
+
+def test_flag_accept__state_changed_after_the_go__409_and_nothing_accepted(
+    payments, developer, release_manager, production
+):
+    approval = accept_request_approved(
+        payments, production, requester=developer, approver=release_manager
+    )
+    flag_state_set(
+        actor=release_manager, flag=payments, environment=production, mode="shadow", reason="dark"
+    )
+    with pytest.raises(ApprovalDrifted):
+        approval_execute(actor=release_manager, request=approval.pk, reason="go")
+    with pytest.raises(ApprovalDrifted):
+        flag_accept(
+            actor=release_manager,
+            flag=payments,
+            environment=production,
+            expected_version=1,
+            reason="ok",
+            approval=approval.pk,
+        )
+    assert FlagState.objects.get(flag=payments, environment=production).values_accepted_at is None
+    assert ApprovalRequest.objects.get(pk=approval.pk).status == "approved"
+
+
+def test_flag_accept__approved_with_a_stale_version__409_and_nothing_accepted(
+    payments, developer, release_manager, production
+):
+    approval = accept_request_approved(
+        payments, production, requester=developer, approver=release_manager
+    )
+    with pytest.raises(StaleEdit):
+        flag_accept(
+            actor=release_manager,
+            flag=payments,
+            environment=production,
+            expected_version=7,
+            reason="as approved",
+            approval=approval.pk,
+        )
+    assert FlagState.objects.get(flag=payments, environment=production).values_accepted_at is None
+
+
+def test_flag_accept__approved_but_without_reason__400(
+    payments, developer, release_manager, production
+):
+    approval = accept_request_approved(
+        payments, production, requester=developer, approver=release_manager
+    )
     with pytest.raises(ValidationError) as error:
         flag_accept(
             actor=release_manager,
@@ -321,6 +376,7 @@ def test_flag_accept__without_reason__400(release_manager, payments, production)
             environment=production,
             expected_version=1,
             reason=" ",
+            approval=approval.pk,
         )
     assert "reason" in error.value.message_dict
 
@@ -341,85 +397,107 @@ def test_flag_accept__boolean_or_outside_production__400_nothing_to_accept(
 
 
 def test_flag_accept__values_changed_since__acceptance_no_longer_counts(
-    client, sdk_keys, release_manager, payments, production
+    client, sdk_keys, developer, release_manager, payments, production
 ):
     """Acceptance is of exact values: other values (however they came) are not served."""
-    flag_accept(
-        actor=release_manager,
-        flag=payments,
-        environment=production,
-        expected_version=1,
-        reason="ok",
+    accept_through_approval(
+        payments,
+        production,
+        requester=developer,
+        approver=release_manager,
+        executor=release_manager,
     )
     Flag.objects.filter(pk=payments.pk).update(off_value={"payment_provider": "https://other"})
     Environment.objects.filter(pk=production.pk).update(flags_version=999)
     assert ofrep(client, sdk_keys, "production", "payments").json()["errorCode"] == "FLAG_NOT_FOUND"
 
 
-# --- The accept endpoint ----------------------------------------------------------------------
+# --- The accept endpoint: answers with the request to make -----------------------------------
 
 ACCEPT_URL = "/api/v1/flags/payments/environments/{}/accept"
 
 
-def test_api_accept__release_manager__200_values_served_and_audited(
-    api_call, client, sdk_keys, release_manager, payments
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("who", ["release_manager", "agent"])
+def test_api_accept__without_an_approval__409_names_the_request_denial_audited_not_served(
+    request, api_call, client, sdk_keys, payments, who
 ):
-    before = api_call(release_manager, "GET", "/api/v1/flags/payments").json()
+    actor = request.getfixturevalue(who)
+    before = api_call(actor, "GET", "/api/v1/flags/payments").json()
     assert before["environments"]["production"]["values_served"] is False
     assert before["environments"]["staging"]["values_served"] is True
 
     response = api_call(
-        release_manager,
-        "POST",
-        ACCEPT_URL.format("production"),
-        {"version": 1, "reason": "provider checked with payments"},
+        actor, "POST", ACCEPT_URL.format("production"), {"version": 1, "reason": "mine"}
     )
 
-    assert response.status_code == 200, response.content
-    assert (response.json()["flag"], response.json()["version"]) == ("payments", 2)
-    event = last_event(action="flag.accept")
-    assert (event.actor, event.outcome) == (release_manager, "ok")
-    after = api_call(release_manager, "GET", "/api/v1/flags/payments").json()
-    assert after["environments"]["production"]["values_served"] is True
-    assert ofrep(client, sdk_keys, "production", "payments").json()["value"] == EVIL
-
-
-@pytest.mark.django_db(transaction=True)
-def test_api_accept__agent__409_names_the_request_denial_audited_still_not_served(
-    api_call, client, sdk_keys, agent, payments
-):
-    response = api_call(
-        agent, "POST", ACCEPT_URL.format("production"), {"version": 1, "reason": "mine"}
-    )
-
-    assert response.status_code == 409
+    assert response.status_code == 409, response.content
     body = response.json()
     assert body["error"] == "approval_required"
     assert "POST /api/v1/approvals" in body["detail"]
-    assert body["request"] == {
-        "action": "flag.accept",
-        "environment": "production",
-        "parameters": {"flag": "payments"},
-    }
+    if who == "release_manager":  # production rights: refused all the same
+        assert "needs an approved request, whoever accepts them" in body["detail"]
+    assert body["request"] == ASKED_FOR
     denied = last_event(action="flag.accept")
-    assert (denied.actor, denied.outcome) == (agent, "denied")
+    assert (denied.actor, denied.outcome) == (actor, "denied")
+    after = api_call(actor, "GET", "/api/v1/flags/payments").json()
+    assert after["environments"]["production"]["values_served"] is False
     assert ofrep(client, sdk_keys, "production", "payments").json()["errorCode"] == (
         "FLAG_NOT_FOUND"
     )
 
 
+def test_api_accept__the_request_it_names__made_approved_executed_values_served(
+    api_call, client, sdk_keys, payments, developer, release_manager, oncall
+):
+    named = api_call(
+        developer, "POST", ACCEPT_URL.format("production"), {"version": 1, "reason": "mine"}
+    ).json()["request"]
+
+    made = api_call(developer, "POST", "/api/v1/approvals", {**named, "title": "Payments URLs"})
+    assert made.status_code == 201, made.content
+    approval = made.json()
+    for item in approval["checklist"]:
+        if item["required"]:
+            checked = api_call(
+                developer,
+                "PATCH",
+                f"/api/v1/approvals/{approval['id']}/checklist/{item['id']}",
+                {"checked": True, "evidence": "https://ci.example/run/7"},
+            )
+            assert checked.status_code == 200, checked.content
+            approval = checked.json()
+    decided = api_call(
+        release_manager,
+        "POST",
+        f"/api/v1/approvals/{approval['id']}/decisions",
+        {"decision": "go", "preview_hash": approval["preview_hash"]},
+    )
+    assert decided.json()["status"] == "approved", decided.content
+    executed = api_call(
+        oncall, "POST", f"/api/v1/approvals/{approval['id']}/execute", {"reason": "checked"}
+    )
+
+    assert executed.status_code == 200, executed.content
+    assert ofrep(client, sdk_keys, "production", "payments").json()["value"] == EVIL
+    again = api_call(
+        release_manager, "POST", ACCEPT_URL.format("production"), {"version": 1, "reason": "x"}
+    )
+    assert (again.status_code, again.json()["version"]) == (200, 2)  # already accepted
+
+
 @pytest.mark.parametrize(
-    ("body", "status", "mentions"),
+    ("who", "body", "status", "mentions"),
     [
-        ({"reason": "no version"}, 400, "version"),
-        ({"version": 7, "reason": "stale"}, 409, "version"),
-        ({"version": 1}, 400, "reason"),
+        ("release_manager", {"reason": "no version"}, 400, "version"),
+        ("auditor", {"version": 1, "reason": "mine"}, 403, "Refused"),
     ],
 )
-def test_api_accept__bad_request__4xx_says_what_to_fix_nothing_accepted(
-    api_call, release_manager, payments, production, body, status, mentions
+def test_api_accept__bad_request_or_no_role__4xx_says_why_nothing_accepted(
+    request, api_call, payments, production, who, body, status, mentions
 ):
-    response = api_call(release_manager, "POST", ACCEPT_URL.format("production"), body)
+    actor = request.getfixturevalue(who)
+    response = api_call(actor, "POST", ACCEPT_URL.format("production"), body)
 
     assert response.status_code == status, response.content
     assert mentions in response.json()["detail"]

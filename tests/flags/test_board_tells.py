@@ -1,12 +1,16 @@
 """The pages tell before, not after: read-only cells for those who may not change them, the
 kill switch that covers a cell named before editing, a non-boolean flag's values and their
-acceptance in production, restores by event id whatever its age, allowlist keys with commas,
-no inline handlers, and the dashboard's engaged switches and live flags."""
+acceptance in production (only ever requested), restores by event id whatever its age,
+allowlist keys with commas, no inline handlers, and the dashboard's engaged switches and
+live flags."""
 
 from __future__ import annotations
 
+import json
 import re
+from html import unescape as html_unescape
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -15,6 +19,7 @@ from flags.models import FlagState, Tag
 from flags.presenters import column_of
 from flags.selectors import kill_switch_cover
 from releasecontrol.models import AuditEvent
+from tests.flags.approved import accept_through_approval
 from tests.flags.test_board import HTMX, cell_html, make_flags
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +95,7 @@ def test_board__auditor__production_cells_read_only_without_a_request(client, au
 def test_column__agent__production_read_only_with_the_policys_reason(agent, production, staging):
     cover = kill_switch_cover()
     column = column_of(agent, production, cover)
-    assert (column.can_change, column.can_operate, column.can_accept) == (False, False, False)
+    assert (column.can_change, column.can_operate) == (False, False)
     assert "agent accounts may prepare and request production changes" in column.read_only_why
     assert column_of(agent, staging, cover).can_change is True
 
@@ -172,59 +177,55 @@ def test_board__unaccepted_values__shown_and_explained_to_those_who_may_not_acce
     assert 'data-testid="values-pending"' not in cell_html(response.content, "payments", "staging")
 
 
-def test_board__unaccepted_values__release_manager_accepts_through_a_confirmation(
-    client, release_manager, payments, production
+@pytest.mark.parametrize("who", ["release_manager", "oncall", "admin_user", "developer"])
+def test_board__unaccepted_values__everyone_who_may_ask_offered_request_acceptance_prefilled(
+    request, client, payments, who
 ):
+    """Values are accepted only through an approved request, production rights or not."""
+    client.force_login(request.getfixturevalue(who))
+    cell = cell_html(client.get("/flags/").content, "payments", "production")
+    assert "Request acceptance…" in cell and "Accept values" not in cell
+    assert accept_url("payments") not in cell
+    link = re.search(r'href="([^"]*)" data-testid="request-accept"', cell).group(1)
+    query = parse_qs(urlsplit(html_unescape(link)).query)
+    assert (query["action"], query["environment"]) == (["flag.accept"], ["production"])
+    assert json.loads(query["parameters"][0]) == {"flag": "payments"}
+
+    page = client.get(html_unescape(link))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "flag.accept" in text and "https://evil.example" in text  # the preview, prefilled
+
+
+def test_board__unaccepted_values__auditor_told_without_a_request(client, auditor, payments):
+    client.force_login(auditor)
+    cell = cell_html(client.get("/flags/").content, "payments", "production")
+    assert "values not accepted: production serves the callers' default" in cell
+    assert 'data-testid="request-accept"' not in cell
+
+
+def test_board__values_accepted_through_a_request__nothing_pending_nothing_offered(
+    client, developer, release_manager, payments, production
+):
+    accept_through_approval(
+        payments,
+        production,
+        requester=developer,
+        approver=release_manager,
+        executor=release_manager,
+    )
     client.force_login(release_manager)
     cell = cell_html(client.get("/flags/").content, "payments", "production")
-    assert accept_url("payments") in cell and "Accept values…" in cell
-
-    confirm = client.get(accept_url("payments"), **HTMX).content.decode()
-    assert "Accept these values in production" in confirm
-    on = re.search(r'data-testid="accept-on">([^<]*)<', confirm).group(1)
-    off = re.search(r'data-testid="accept-off">([^<]*)<', confirm).group(1)
-    assert on == "{&quot;payment_provider&quot;: &quot;https://pay.example&quot;}"
-    assert off == "{&quot;payment_provider&quot;: &quot;https://evil.example&quot;}"
-
-    without_reason = client.post(accept_url("payments"), {"version": "1", "reason": ""}, **HTMX)
-    assert without_reason.status_code == 400
-    assert 'data-testid="accept-confirm"' in without_reason.content.decode()
-    assert FlagState.objects.get(flag=payments, environment=production).values_accepted_at is None
-
-    done = client.post(
-        accept_url("payments"), {"version": "1", "reason": "checked with payments"}, **HTMX
-    )
-    assert done.status_code == 200
-    assert "flag-state-changed" in done["HX-Trigger"]
-    assert 'data-testid="values-pending"' not in done.content.decode()
-    state = FlagState.objects.get(flag=payments, environment=production)
-    assert (state.values_accepted_by, state.accepted_values) == (release_manager, (GOOD, EVIL))
-    event = AuditEvent.objects.filter(action="flag.accept").latest("id")
-    assert (event.actor, event.reason) == (release_manager, "checked with payments")
+    assert 'data-testid="values-pending"' not in cell
+    assert 'data-testid="request-accept"' not in cell
 
 
-@pytest.mark.django_db(transaction=True)
-def test_accept__developer_posts_anyway__409_offers_the_request_and_audited(
-    client, developer, payments
-):
-    client.force_login(developer)
-    response = client.post(accept_url("payments"), {"version": "1", "reason": "mine"}, **HTMX)
-    assert response.status_code == 409
-    assert "/approvals/new/?action=flag.accept" in response.content.decode()
-    assert AuditEvent.objects.get(action="flag.accept").outcome == "denied"
-
-
-def test_accept__auditor_posts_anyway__403_and_audited(client, auditor, payments):
-    client.force_login(auditor)
-    response = client.post(accept_url("payments"), {"version": "1", "reason": "mine"}, **HTMX)
-    assert response.status_code == 403
-    assert AuditEvent.objects.get(action="flag.accept").outcome == "denied"
-
-
-def test_accept__get_post_only_and_unknown__405_404(client, release_manager, payments):
+def test_accept_page__gone__404_nothing_recorded(client, release_manager, payments):
+    """The board accepts nothing itself: there is no page that would."""
     client.force_login(release_manager)
-    assert client.put(accept_url("payments")).status_code == 405
-    assert client.get(accept_url("nope"), **HTMX).status_code == 404
+    response = client.post(accept_url("payments"), {"version": "1", "reason": "mine"}, **HTMX)
+    assert response.status_code == 404
+    assert not AuditEvent.objects.filter(action="flag.accept").exists()
 
 
 # --- Restore by event id, allowlists with commas --------------------------------------------
@@ -354,14 +355,14 @@ def test_dashboard__many_flags_and_switches__same_number_of_queries(
 
 
 def test_flag_history__acceptance__listed_with_the_exact_values(
-    client, release_manager, payments, production
+    client, developer, release_manager, payments, production
 ):
-    services.flag_accept(
-        actor=release_manager,
-        flag=payments,
-        environment=production,
-        expected_version=1,
-        reason="checked",
+    accept_through_approval(
+        payments,
+        production,
+        requester=developer,
+        approver=release_manager,
+        executor=release_manager,
     )
     client.force_login(release_manager)
     html = client.get("/flags/payments/?tab=history").content.decode()

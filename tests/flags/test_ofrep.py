@@ -15,13 +15,13 @@ from flags.models import Flag, SdkKey
 from flags.rules import bucket
 from flags.services import (
     environment_rollback,
-    flag_accept,
     flag_archive,
     flag_create,
     flag_state_set,
     sdk_key_issue,
     sdk_key_revoke,
 )
+from tests.flags.approved import accept_through_approval
 
 SINGLE = "/ofrep/v1/evaluate/flags/{}"
 BULK = "/ofrep/v1/evaluate/flags"
@@ -167,14 +167,11 @@ def test_evaluate_flag__string_flag__its_values_once_accepted(
         on_value="spring-sale",
         off_value="none",
     )
-    # Defined by a developer: production keeps the callers' default until someone accepts.
+    # Defined by a developer: production keeps the callers' default until an approved request
+    # accepts its values.
     assert post(client, SINGLE.format("banner"), sdk_key).json()["errorCode"] == "FLAG_NOT_FOUND"
-    flag_accept(
-        actor=release_manager,
-        flag=flag,
-        environment=production,
-        expected_version=1,
-        reason="copy checked",
+    accept_through_approval(
+        flag, production, requester=developer, approver=release_manager, executor=release_manager
     )
     assert post(client, SINGLE.format("banner"), sdk_key).json()["value"] == "none"
     flag_state_set(
