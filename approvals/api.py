@@ -15,13 +15,17 @@ from typing import Annotated, Any
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest
 from django.utils import timezone
-from ninja import Header, Path, Query, Router, Status
+from ninja import Path, Query, Router, Status
 
 from releasecontrol.errors import Conflict
 from releasecontrol.idempotency import idempotent_create
 from releasecontrol.models import Environment
 from releasecontrol.paging import PageQuery, cursor_decode, page
-from releasecontrol.schemas import IDEMPOTENCY_KEY_MAX_LENGTH, MAX_INT64, errors
+from releasecontrol.schemas import (
+    MAX_INT64,
+    IdempotencyKeyHeader,
+    errors,
+)
 from releasecontrol.selectors import environment_get
 
 from . import blackouts, decisions, execution, selectors, services
@@ -53,15 +57,6 @@ Id = Annotated[int, Path(ge=1, le=MAX_INT64, description="The request's number."
 ItemId = Annotated[int, Path(ge=1, le=MAX_INT64, description="A checklist item's id.")]
 BlackoutId = Annotated[int, Path(ge=1, le=MAX_INT64, description="The window's id.")]
 EnvironmentPath = Annotated[str, Path(description="development, staging, production...")]
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
-        description="Retry safely: the same key and body answer the first result again.",
-    ),
-]
 REQUEST = "/approvals/{id}"
 WRITE_ERRORS = errors(400, 401, 403, 404, 409)
 

@@ -14,13 +14,13 @@ from typing import Annotated, Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest
-from ninja import Header, Path, Query, Router, Status
+from ninja import Path, Query, Router, Status
 
 from releasecontrol.api import ApiError
 from releasecontrol.idempotency import idempotent_create
 from releasecontrol.models import AuditEvent, Environment, User
 from releasecontrol.paging import cursor_decode, page
-from releasecontrol.schemas import IDEMPOTENCY_KEY_MAX_LENGTH, errors
+from releasecontrol.schemas import IdempotencyKeyHeader, errors
 from releasecontrol.selectors import environment_get, environment_list
 
 from . import actions, selectors, services
@@ -49,15 +49,6 @@ router = Router()
 
 KeyPath = Annotated[FlagKey, Path()]
 EnvironmentPath = Annotated[str, Path(description="development, staging, production...")]
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
-        description="Retry safely: the same key and body answer the first result again.",
-    ),
-]
 STATE = "/flags/{key}/environments/{slug:environment}"
 
 

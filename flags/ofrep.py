@@ -214,7 +214,10 @@ def _targeting_key(request: HttpRequest) -> str | None:
         ) from None
     if not raw.strip():
         return None
-    body = _parse(raw)
+    # The edge check already parsed the body strictly: parse it here only when it did not.
+    body = getattr(request, "strict_json", None)
+    if body is None:
+        body = _parse(raw)
     if not isinstance(body, dict):
         raise OfrepError(400, "PARSE_ERROR", 'The body must be a JSON object: {"context": {}}.')
     context = body.get("context")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
+from ninja import Header
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 # Times as Python writes them (ISO 8601 with microseconds and the UTC offset).
@@ -28,6 +29,16 @@ Version = Annotated[
     ),
 ]
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
+# The optional header of every creating POST (releasecontrol/idempotency.py).
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        description="Retry safely: the same key and body answer the first result again.",
+    ),
+]
 
 
 class RequestBody(BaseModel):
