@@ -42,7 +42,7 @@ class WindowRequest:
     want_values: bool = False  # return the values themselves (rank tests)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)  # not frozen: a tick builds ten thousand of these
 class SampleStats:
     count: int = 0
     avg: float | None = None
@@ -72,7 +72,7 @@ class SampleStats:
         }[aggregate]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class WindowStats:
     all: SampleStats  # every sample: failure evidence counts from anyone
     trusted: SampleStats  # the samples that may count toward a success
