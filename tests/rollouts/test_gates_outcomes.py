@@ -3,6 +3,7 @@ bounds, the no-data policies in each tier, the consecutive-failure rule, the err
 baselines with too few samples, and trust in production."""
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -357,3 +358,16 @@ def test_gate__production_baseline_requester_control__cannot_make_a_success(moni
 
     push(release, [2, 2, 2], cohort="control", by=monitoring, end=NOW - dt.timedelta(seconds=1))
     assert outcome_of(gate).outcome == S
+
+
+def test_gate_result__as_dict__json_ready_evidence():
+    release = release_in("staging")
+    gate = GateFactory(release=release)
+    push(release, [7, 8, 9])
+
+    evidence = json.loads(json.dumps(outcome_of(gate).as_dict()))
+
+    assert evidence["outcome"] == "failure"
+    assert evidence["value"] == 8.0
+    assert evidence["window_end"] == NOW.isoformat()
+    assert evidence["detail"] == "avg(error_rate) 8 > 5 over 3 samples"

@@ -125,3 +125,13 @@ def test_gate_replay__gate_of_another_release__refused(release):
 
     with pytest.raises(ReplayError, match="another release"):
         gate_replay(release=release, gate=gate, start=T0, end=SWITCH)
+
+
+def test_gate_replay__advisory_gate__alerts_but_never_acts(release):
+    gate = GateFactory(release=release, threshold=5, advisory=True)
+
+    replay = gate_replay(release=release, gate=gate, start=SWITCH, end=at(300))
+
+    assert (replay.acted_at, replay.action) == (None, None)
+    assert {p.action for p in replay.points if p.time >= at(160)} == {"advisory alert"}
+    assert {p.action for p in replay.points if p.time < at(160)} == {""}

@@ -18,10 +18,11 @@ import requests
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
+from releasecontrol.models import Environment
 from rollouts.gates import GateResult, gates_evaluate
 from rollouts.models import Outcome
 from tests.flags.live import free_port, wait_until
-from tests.rollouts.factories import GateFactory
+from tests.rollouts.factories import GateFactory, ReleaseFactory
 from tests.rollouts.gate_samples import loaded
 
 PROMETHEUS = "/usr/bin/prometheus"  # Debian's package (.ci/run installs it)
@@ -186,6 +187,16 @@ def test_prometheus_gate__bad_answers__error_saying_what_came_back(
 
     assert result.outcome == Outcome.ERROR
     assert says in result.detail
+
+
+@pytest.mark.django_db
+def test_prometheus_gate__production_release__a_success_counts(prometheus_settings):
+    release = ReleaseFactory(environment=Environment.objects.get(slug="production"))
+    gate = GateFactory(release=release, promql="vector(1)", threshold=5)
+
+    result = evaluate(gate)
+
+    assert (result.outcome, result.value) == (Outcome.SUCCESS, 1.0)  # Prometheus is trusted
 
 
 @pytest.mark.django_db
