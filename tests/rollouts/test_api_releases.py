@@ -235,3 +235,13 @@ def test_post_metrics__same_idempotency_key__kept_once(api_call, agent, develope
 
     assert first.status_code == again.status_code == 202
     assert MetricSample.objects.count() == 2
+
+
+def test_post_release_resume__draft__409_saying_its_status(api_call, developer, flag):
+    pk = _create(api_call, developer).json()["id"]
+
+    response = api_call(developer, "POST", f"/api/v1/releases/{pk}/resume", {"reason": "x"})
+
+    assert response.status_code == 409
+    assert response.json()["error"] == "release_state"
+    assert response.json()["release_status"] == "draft"
