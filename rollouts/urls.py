@@ -1,0 +1,14 @@
+"""The release pages (namespace `rollouts`), included under /releases/."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "rollouts"
+
+urlpatterns = [
+    # --- Release pages -------------------------------------------------------------------
+    path("", views.release_list, name="list"),
+    path("<int:pk>/", views.release_detail, name="detail"),
+    path("<int:pk>/evaluations", views.release_evaluations, name="evaluations"),
+]
