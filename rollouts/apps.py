@@ -9,3 +9,15 @@ class RolloutsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import actions  # noqa: F401  (registers the rollouts actions)
+
+        self.ready_release_pages()
+
+    def ready_release_pages(self) -> None:
+        """The dashboard's live releases and the demo release."""
+        from releasecontrol.dashboard import dashboard_section_register
+
+        from .presenters import dashboard_releases
+
+        dashboard_section_register(
+            "releases", "rollouts/_dashboard_section.html", dashboard_releases
+        )

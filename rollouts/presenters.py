@@ -311,3 +311,17 @@ def event_label(event: ReleaseEvent, stages: dict[int, Stage]) -> str:
     if event.automatic:
         text += " (automatic)"
     return text
+
+
+# --- The dashboard --------------------------------------------------------------------------
+
+
+def dashboard_releases(environments: Sequence) -> dict[int, list[ReleaseRow]]:
+    """Each environment's live releases with their gate health, in five queries whatever
+    the number of releases (the dashboard's registry: releasecontrol.dashboard)."""
+    from .page_selectors import latest_evaluations, live_releases_by_environment
+
+    by_environment = live_releases_by_environment([env.pk for env in environments])
+    releases = [r for rows in by_environment.values() for r in rows]
+    latest = latest_evaluations(gate_ids_of(releases))
+    return {pk: release_rows(rows, latest) for pk, rows in by_environment.items()}

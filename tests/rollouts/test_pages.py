@@ -314,3 +314,47 @@ def test_release_evaluations__plain_link__whole_page(client, developer):
     response = client.get(reverse("rollouts:evaluations", args=[release.pk]), {"page": 2})
 
     assert response.status_code == 200 and "<html" in response.content.decode()
+
+
+# --- The dashboard -------------------------------------------------------------------------
+
+
+def test_dashboard__live_releases__listed_per_environment_with_gate_dots(client, developer):
+    staging = live_release(environment="staging", name="checkout-v2")
+    ended = live_release(environment="staging", status="completed", name="old-one")
+    client.force_login(developer)
+
+    html = client.get("/").content.decode()
+
+    section = html[html.index('data-testid="dash-releases-staging"') :]
+    section = section[: section.index("</dd>")]
+    assert "checkout-v2" in section and f"/releases/{staging.pk}/" in section
+    assert 'data-outcome="failure"' in section
+    assert ended.name not in section, "only live releases"
+    production = html[html.index('data-testid="dash-releases-production"') :]
+    assert "none" in production[: production.index("</dd>")]
+
+
+def test_dashboard__many_live_releases__same_number_of_queries(
+    client, developer, django_assert_max_num_queries
+):
+    live_release(evaluations=1, samples=1)
+    client.force_login(developer)
+    client.get("/")
+    with django_assert_max_num_queries(13) as few:
+        client.get("/")
+    for environment in ("development", "staging", "production", "staging"):
+        live_release(environment=environment, evaluations=1, samples=1)
+
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = client.get("/").content.decode()
+
+    assert html.count('class="dash-releases"') == 3
+
+
+def test_nav__releases_link__on_every_page(client, developer):
+    client.force_login(developer)
+
+    html = client.get("/flags/").content.decode()
+
+    assert 'data-testid="nav-releases"' in html and 'href="/releases/"' in html
