@@ -1,7 +1,8 @@
 """The release page's Plotly figures, built here as JSON and drawn in the browser by the
 vendored strict bundle (static/js/charts.js): one chart per gated metric (samples per cohort,
 each gate's evaluated value, its threshold), the traffic over time, and on both the stage
-changes and automatic actions marked on the time axis. Times are UTC."""
+changes and automatic actions marked on the time axis. Times are in the site's time zone
+(TIME_ZONE), as the page's tables show them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
+
+from django.utils import timezone
 
 from .models import Cohort, Gate, GateEvaluation, Outcome, Release, ReleaseEvent, Stage
 from .page_selectors import SamplePoint
@@ -29,8 +32,8 @@ AUTOMATIC_LINE = "#c81e1e"
 
 
 def when(at: dt.datetime) -> str:
-    """A time as Plotly reads it (no offset: Plotly would ignore it), in UTC."""
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    """A time as Plotly reads it (no offset: Plotly would ignore it), in the site's zone."""
+    return timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def chart_period(release: Release, *, now: dt.datetime, max_hours: int = 24) -> tuple:
@@ -75,10 +78,11 @@ def event_marks(
                 "line": {"color": colour, "width": 2 if event.automatic else 1, "dash": "dot"},
             }
         )
+        # Staggered in three rows, so that labels of events close in time do not overlap.
         annotations.append(
             {
                 "x": x,
-                "y": 1,
+                "y": 1 + 0.07 * (len(annotations) % 3),
                 "xref": "x",
                 "yref": "paper",
                 "yanchor": "bottom",
@@ -86,7 +90,6 @@ def event_marks(
                 "text": event_label(event, stages),
                 "showarrow": False,
                 "font": {"size": 10, "color": colour},
-                "textangle": -20,
             }
         )
     return shapes, annotations
@@ -95,10 +98,17 @@ def event_marks(
 def _layout(title: str, y_title: str, start: dt.datetime, end: dt.datetime, marks) -> dict:
     shapes, annotations = marks
     return {
-        "title": {"text": title, "x": 0, "font": {"size": 14}},
-        "height": 300,
-        "margin": {"l": 56, "r": 24, "t": 76, "b": 40},
-        "legend": {"orientation": "h", "x": 0, "y": -0.18, "font": {"size": 11}},
+        "title": {
+            "text": title,
+            "x": 0,
+            "y": 0.98,
+            "yref": "container",
+            "yanchor": "top",
+            "font": {"size": 13},
+        },
+        "height": 330,
+        "margin": {"l": 56, "r": 24, "t": 96, "b": 30},
+        "legend": {"orientation": "h", "x": 0, "y": -0.14, "font": {"size": 11}},
         "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"},
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
@@ -106,7 +116,6 @@ def _layout(title: str, y_title: str, start: dt.datetime, end: dt.datetime, mark
             "type": "date",
             "range": [when(start), when(end)],
             "gridcolor": "#eef1f4",
-            "title": {"text": "UTC", "font": {"size": 10}},
         },
         "yaxis": {"title": {"text": y_title}, "gridcolor": "#eef1f4", "rangemode": "tozero"},
         "shapes": list(shapes),

@@ -1,7 +1,10 @@
 /* Charts: Plotly (the strict bundle, no eval) draws each figure from the JSON data block the
  * page carries (<script type="application/json">, never run). Each chart element names its
  * figure (data-chart) and the data block's id (data-figures; the audit charts' by default).
- * Parts of a page that htmx swaps in (a release's page refreshing itself) are drawn again. */
+ *
+ * Parts of a page that htmx swaps in (a release's page refreshing itself) are drawn again.
+ * htmx drops every script element it swaps in (allowScriptTags is off), JSON blocks
+ * included, so their text is read from the response, parsed inert, before the swap. */
 (function () {
   "use strict";
 
@@ -10,22 +13,21 @@
     responsive: true,
     modeBarButtonsToRemove: ["lasso2d", "select2d"],
   };
+  var swapped = {}; // data block id -> its text, from the latest htmx response carrying it
 
-  function figuresOf(id, cache) {
-    if (!(id in cache)) {
-      var block = document.getElementById(id);
-      cache[id] = block ? JSON.parse(block.textContent) : null;
-    }
-    return cache[id];
+  function figuresOf(id) {
+    if (id in swapped) return JSON.parse(swapped[id]);
+    var block = document.getElementById(id);
+    return block ? JSON.parse(block.textContent) : null;
   }
 
   function draw(root) {
-    if (!window.Plotly) return;
+    if (!window.Plotly || !root.querySelectorAll) return;
     var cache = {};
-    var charts = root.querySelectorAll ? root.querySelectorAll("[data-chart]") : [];
-    charts.forEach(function (el) {
-      var figures = figuresOf(el.dataset.figures || "audit-figures", cache);
-      var figure = figures && figures[el.dataset.chart];
+    root.querySelectorAll("[data-chart]").forEach(function (el) {
+      var id = el.dataset.figures || "audit-figures";
+      if (!(id in cache)) cache[id] = figuresOf(id);
+      var figure = cache[id] && cache[id][el.dataset.chart];
       if (!figure) return;
       window.Plotly.react(el, figure.data, figure.layout, CONFIG).then(function () {
         el.dataset.ready = "true";
@@ -42,6 +44,17 @@
   } else {
     drawPage();
   }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var text = event.detail && event.detail.serverResponse;
+    if (!text || text.indexOf("application/json") < 0) return;
+    // DOMParser builds an inert document: nothing in it runs.
+    var parsed = new DOMParser().parseFromString(text, "text/html");
+    parsed.querySelectorAll('script[type="application/json"][id]').forEach(function (block) {
+      swapped[block.id] = block.textContent;
+    });
+  });
+
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail && event.detail.elt;
     // An outerHTML swap may report the element it replaced: then look at the whole page.
