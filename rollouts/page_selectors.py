@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied
@@ -21,7 +21,6 @@ from django.db.models import (
     F,
     Func,
     OuterRef,
-    Prefetch,
     QuerySet,
     Subquery,
     Value,
@@ -34,15 +33,8 @@ from releasecontrol import roles
 from releasecontrol.models import Environment, User
 from releasecontrol.policy import APP_LABEL
 
-from .models import (
-    Gate,
-    GateEvaluation,
-    MetricSample,
-    Release,
-    ReleaseEvent,
-    ReleaseFlag,
-    Stage,
-)
+from .models import LIVE_STATUSES, GateEvaluation, MetricSample, Release, ReleaseEvent
+from .selectors import releases_with_details
 
 CHART_POINTS = 480
 
@@ -60,16 +52,6 @@ def viewable_environment_ids(user: User) -> set[int]:
     )
 
 
-def _with_plan(queryset: QuerySet[Release]) -> QuerySet[Release]:
-    return queryset.select_related("environment", "requested_by").prefetch_related(
-        Prefetch("stages", queryset=Stage.objects.order_by("index")),
-        Prefetch("gates", queryset=Gate.objects.select_related("stage").order_by("pk")),
-        Prefetch(
-            "release_flags", queryset=ReleaseFlag.objects.select_related("flag").order_by("pk")
-        ),
-    )
-
-
 def release_list_for_user(
     user: User,
     *,
@@ -78,12 +60,12 @@ def release_list_for_user(
     status: str | None = None,
 ) -> QuerySet[Release]:
     """Releases in the environments this person may read, newest first, filtered."""
-    releases = Release.objects.filter(environment_id__in=environment_ids)
+    releases = releases_with_details().filter(environment_id__in=environment_ids)
     if environment:
         releases = releases.filter(environment__slug=environment)
     if status:
         releases = releases.filter(status=status)
-    return _with_plan(releases).order_by("-created_at", "-pk")
+    return releases.order_by("-created_at", "-pk")
 
 
 def release_get_for_user(
@@ -92,7 +74,7 @@ def release_get_for_user(
     """The release with its plan, gates and flags; 404 when there is none, 403 when this
     person holds no role on its environment (`environment_ids`: those they may read, when
     the caller has them already)."""
-    release = _with_plan(Release.objects.filter(pk=pk)).first()
+    release = releases_with_details().filter(pk=pk).first()
     if release is None:
         raise Http404(f"No release {pk}")
     if environment_ids is None:
@@ -102,19 +84,6 @@ def release_get_for_user(
             f"Refused: you hold no role in {release.environment.slug}, where this release runs."
         )
     return release
-
-
-def latest_evaluations(gate_ids: Iterable[int]) -> dict[int, GateEvaluation]:
-    """Each gate's latest kept evaluation, in one query (DISTINCT ON the gate)."""
-    ids = list(gate_ids)
-    if not ids:
-        return {}
-    rows = (
-        GateEvaluation.objects.filter(gate_id__in=ids)
-        .order_by("gate_id", "-evaluated_at", "-pk")
-        .distinct("gate_id")
-    )
-    return {row.gate_id: row for row in rows}
 
 
 def release_events(release: Release) -> list[ReleaseEvent]:
@@ -233,8 +202,9 @@ def live_releases_by_environment(
     """For the dashboard: live releases per environment, with their plan (a fixed number of
     queries)."""
     by_environment: dict[int, list[Release]] = {pk: [] for pk in environment_ids}
-    for release in _with_plan(
-        Release.objects.live().filter(environment_id__in=list(environment_ids))
-    ).order_by("-created_at", "-pk"):
+    live = releases_with_details().filter(
+        status__in=LIVE_STATUSES, environment_id__in=list(environment_ids)
+    )
+    for release in live.order_by("-created_at", "-pk"):
         by_environment.setdefault(release.environment_id, []).append(release)
     return by_environment

@@ -158,10 +158,6 @@ def release_rows(
     return [ReleaseRow(r, stage_text(r), gate_health(r, latest)) for r in releases]
 
 
-def gate_ids_of(releases: Iterable[Release]) -> list[int]:
-    return [gate.pk for release in releases for gate in release.gates.all()]
-
-
 # --- The stage timeline ---------------------------------------------------------------------
 
 
@@ -319,9 +315,10 @@ def event_label(event: ReleaseEvent, stages: dict[int, Stage]) -> str:
 def dashboard_releases(environments: Sequence) -> dict[int, list[ReleaseRow]]:
     """Each environment's live releases with their gate health, in five queries whatever
     the number of releases (the dashboard's registry: releasecontrol.dashboard)."""
-    from .page_selectors import latest_evaluations, live_releases_by_environment
+    from .page_selectors import live_releases_by_environment
+    from .selectors import latest_evaluations
 
     by_environment = live_releases_by_environment([env.pk for env in environments])
     releases = [r for rows in by_environment.values() for r in rows]
-    latest = latest_evaluations(gate_ids_of(releases))
+    latest = latest_evaluations(releases)
     return {pk: release_rows(rows, latest) for pk, rows in by_environment.items()}

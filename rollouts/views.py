@@ -28,11 +28,11 @@ from .presenters import (
     evaluation_rows,
     event_label,
     gate_health,
-    gate_ids_of,
     release_rows,
     stage_text,
     stage_timeline,
 )
+from .selectors import latest_evaluations
 
 LIST = "rollouts/list.html"
 DETAIL = "rollouts/detail.html"
@@ -78,7 +78,7 @@ def release_list(request: HttpRequest) -> HttpResponse:
     rows = list(page)
     filters = {k: v for k, v in (("environment", environment), ("status", status)) if v}
     context = {
-        "rows": release_rows(rows, reads.latest_evaluations(gate_ids_of(rows))),
+        "rows": release_rows(rows, latest_evaluations(rows)),
         "page": page,
         "environments": environments,
         "statuses": ReleaseStatus.choices,
@@ -105,7 +105,7 @@ def live_context(request: HttpRequest, release: Release, fingerprint: str) -> di
     """Everything the live part of the page shows (header, charts, timeline)."""
     now = timezone.now()
     events = reads.release_events(release)
-    latest = reads.latest_evaluations(g.pk for g in release.gates.all())
+    latest = latest_evaluations([release])
     start, end = chart_period(release, now=now)
     metrics = {gate.metric for gate in release.gates.all()}
     samples = reads.sample_series(release, metrics, start, end)
