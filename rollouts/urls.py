@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import control_views, views
 
 app_name = "rollouts"
 
@@ -11,4 +11,5 @@ urlpatterns = [
     path("", views.release_list, name="list"),
     path("<int:pk>/", views.release_detail, name="detail"),
     path("<int:pk>/evaluations", views.release_evaluations, name="evaluations"),
+    path("<int:pk>/<slug:step>", control_views.release_control, name="control"),
 ]

@@ -23,6 +23,7 @@ from releasecontrol import selectors as core_selectors
 
 from . import page_selectors as reads
 from .charts import chart_period, metric_figures, traffic_figure
+from .controls import controls_for
 from .models import Release, ReleaseStatus
 from .presenters import (
     evaluation_rows,
@@ -117,6 +118,7 @@ def live_context(request: HttpRequest, release: Release, fingerprint: str) -> di
     return {
         "release": release,
         "environment": release.environment,
+        "controls": controls_for(request.user, release, reads.flag_states_of(release)),
         "stage": stage_text(release),
         "gates": gate_health(release, latest),
         "timeline": stage_timeline(release, events),
