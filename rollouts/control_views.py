@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -25,13 +24,10 @@ from releasecontrol.errors import Conflict
 from . import page_selectors as reads
 from . import selectors
 from .controls import STEPS
+from .forms import ControlForm
 from .views import DETAIL, evaluations_context, live_context, wants_partial
 
 CHANGED_EVENT = "release-changed"
-
-
-class ControlForm(forms.Form):
-    reason = forms.CharField(max_length=2000, strip=True)
 
 
 def _notice(kind: str, title: str, text: str, link_url: str = "", link_text: str = "") -> dict:

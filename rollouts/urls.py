@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import control_views, views
+from . import control_views, replay_views, views
 
 app_name = "rollouts"
 
@@ -11,5 +11,6 @@ urlpatterns = [
     path("", views.release_list, name="list"),
     path("<int:pk>/", views.release_detail, name="detail"),
     path("<int:pk>/evaluations", views.release_evaluations, name="evaluations"),
+    path("<int:pk>/replay", replay_views.release_replay, name="replay"),
     path("<int:pk>/<slug:step>", control_views.release_control, name="control"),
 ]

@@ -24,6 +24,7 @@ from releasecontrol import selectors as core_selectors
 from . import page_selectors as reads
 from .charts import chart_period, metric_figures, traffic_figure
 from .controls import controls_for
+from .forms import ReplayForm
 from .models import Release, ReleaseStatus
 from .presenters import (
     evaluation_rows,
@@ -170,6 +171,8 @@ def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if wants_partial(request):
         return render(request, DETAIL + "#live", context)
     context.update(evaluations_context(release, 1, fingerprint))
+    context.update(replay_form=ReplayForm(release=release, now=timezone.now()))
+    context.update(replay_url=reverse("rollouts:replay", args=[release.pk]))
     return render(request, DETAIL, context)
 
 
