@@ -26,9 +26,13 @@ class RolloutsConfig(AppConfig):
     def ready_release_pages(self) -> None:
         """The dashboard's live releases and the demo release."""
         from releasecontrol.dashboard import dashboard_section_register
+        from releasecontrol.management.commands.seed_demo import SEED_HOOKS
 
+        from .demo import seed_releases
         from .presenters import dashboard_releases
 
         dashboard_section_register(
             "releases", "rollouts/_dashboard_section.html", dashboard_releases
         )
+        if seed_releases not in SEED_HOOKS:
+            SEED_HOOKS.append(seed_releases)
