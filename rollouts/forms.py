@@ -39,6 +39,7 @@ class ReplayForm(forms.Form):
 
     def __init__(self, *args: Any, release: Release, now: dt.datetime, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.release = release
         self.gates = {gate.pk: gate for gate in release.gates.all()}
         self.fields["gate"].choices = [(pk, gate.name) for pk, gate in self.gates.items()]
         self.now = now
@@ -46,13 +47,24 @@ class ReplayForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         end = data.get("end") or self.now
-        start = data.get("start") or end - dt.timedelta(hours=DEFAULT_HOURS)
+        start = data.get("start") or self.default_start(end, data.get("gate"), data)
         if end <= start:
             raise ValidationError("The period's end must come after its start.")
         if end - start > dt.timedelta(days=MAX_DAYS):
             raise ValidationError(f"Replay at most {MAX_DAYS} days at a time.")
         data["start"], data["end"] = start, end
         return data
+
+    def default_start(self, end: dt.datetime, gate_id: int | None, data: dict) -> dt.datetime:
+        """The last DEFAULT_HOURS, but not before the gate's first evaluation could have been
+        (one full window after the release began)."""
+        start = end - dt.timedelta(hours=DEFAULT_HOURS)
+        begun = self.release.started_at
+        gate = self.gates.get(gate_id) if gate_id is not None else None
+        if begun is not None and gate is not None:
+            window = data.get("window_seconds") or gate.window_seconds
+            start = max(start, begun + dt.timedelta(seconds=window))
+        return min(start, end - dt.timedelta(minutes=1))
 
     def spec(self) -> dict[str, Any]:
         """The saved gate with the edits asked for (not saved)."""

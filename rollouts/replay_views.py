@@ -99,14 +99,15 @@ def replay_figure(result: ReplayResult) -> dict[str, Any]:
 
 
 def replay_rows(result: ReplayResult) -> list[dict[str, Any]]:
-    """The evaluations worth reading: every change of outcome, every action, the first and
-    the last (a long steady run is one row)."""
+    """The evaluations worth reading: the first, every change of outcome or of what it would
+    do, the moment it would act, and the last (a long steady run is one row)."""
     rows, previous = [], None
     for n, point in enumerate(result.points):
         last = n == len(result.points) - 1
-        if point.outcome == previous and not point.action and not last:
+        acts = result.acted_at == point.time
+        if (point.outcome, point.action) == previous and not acts and not last:
             continue
-        previous = point.outcome
+        previous = (point.outcome, point.action)
         rows.append(
             {
                 "time": point.time,
@@ -115,7 +116,7 @@ def replay_rows(result: ReplayResult) -> list[dict[str, Any]]:
                 "samples": point.samples,
                 "failures": point.counters.consecutive_failures,
                 "action": point.action,
-                "acts": result.acted_at == point.time,
+                "acts": acts,
                 "detail": point.result.detail,
             }
         )

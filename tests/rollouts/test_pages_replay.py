@@ -173,3 +173,16 @@ def test_replay__fixed_queries(client, developer, django_assert_max_num_queries)
         response = replay(client, release, gate=release.gates.get(name="errors").pk)
 
     assert response.status_code == 200
+
+
+def test_replay__no_period_given__from_one_window_after_the_start_so_no_blind_no_data(
+    client, developer
+):
+    release = live_release(minutes=30, samples=0, evaluations=0)
+    breach(release, minutes_ago=30, value=1.0)
+    client.force_login(developer)
+
+    html = replay(client, release, gate=release.gates.get(name="errors").pk).content.decode()
+
+    assert "Would not have acted in this period." in html
+    assert "no_data" not in html.split('data-testid="replay-table"')[1]
