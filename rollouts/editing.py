@@ -295,7 +295,7 @@ def release_update(*, actor: User, release: Release, reason: str, **fields: Any)
         raise ReleaseEnded(
             f"Release #{release.pk} is {release.get_status_display().lower()}: it is not "
             "edited any more (start a new release).",
-            status=release.status,
+            release_status=release.status,
         )
     before = release_definition(release)
     now = timezone.now()

@@ -74,7 +74,7 @@ def _refuse_state(release: Release, step: str, allowed: str) -> ReleaseStateConf
     return ReleaseStateConflict(
         f"Release #{release.pk} is {release.get_status_display().lower()}: {step} needs it "
         f"{allowed}.",
-        status=release.status,
+        release_status=release.status,
     )
 
 

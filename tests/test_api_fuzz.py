@@ -39,6 +39,7 @@ from flags.models import Flag, FlagState
 from flags.services import flag_create, flag_state_set, sdk_key_issue
 from releasecontrol.audit import audit_verify
 from releasecontrol.models import AuditEvent, Environment, IdempotencyKey, User
+from rollouts.services import release_create
 from tests.approvals.requestables import FLAG_CHANGE, flag_change_registered
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db(transaction=True)]
@@ -223,7 +224,21 @@ def fuzz_approvals(fuzz_flags, developer, release_manager, production) -> list[d
             reason="Fuzz weekend",
         )
         item = approval.checklist.first()
-        yield [*fuzz_flags, {"id": approval.pk, "item": item.pk}, {"id": window.pk}]
+        release = release_create(
+            actor=release_manager,
+            name="fuzz-release",
+            version="1.0",
+            environment=Environment.objects.get(slug="staging"),
+            flags=[Flag.objects.get(key="fuzz-bool")],
+            plan="five-stage",
+            gates=[{"name": "errors", "metric": "error_rate", "threshold": 5}],
+        )
+        yield [
+            *fuzz_flags,
+            {"id": approval.pk, "item": item.pk},
+            {"id": window.pk},
+            {"id": release.pk},
+        ]
 
 
 @pytest.mark.parametrize("who", ["release_manager", "agent"])
@@ -242,7 +257,7 @@ def test_api_fuzz__generated_openapi__no_server_error_every_answer_documented(
 
     print(f"\n/api/v1 as {who}: {run.summary()}")
     assert not run.failures, "\n\n".join(run.failures[:10])
-    assert run.operations == 23 and run.examples >= 600
+    assert run.operations == 35 and run.examples >= 600
     assert run.statuses[200] and run.statuses[400] and run.statuses[404]
     if who == "agent":
         assert run.statuses[403], "an agent is refused production changes"
