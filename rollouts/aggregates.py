@@ -7,8 +7,8 @@ for binomial and Poisson baselines) and, when asked, the values themselves (Mann
 once over every sample and once over the *trusted* samples only (those whose submitter is not
 in the window's `untrusted` ids: in production, the release's requester and plan editors).
 
-On PostgreSQL this is one query: the windows go in as parallel arrays (`unnest`, a constant
-number of parameters however many windows), each joined LATERAL to an index range scan of
+On PostgreSQL this is one query: the windows go in as one JSON parameter
+(`json_to_recordset`, however many windows), each joined LATERAL to an index range scan of
 `sample_window_idx (release, metric, cohort, time)`, with `percentile_cont` and `FILTER` for
 the trusted half. On SQLite (the embedded default of `./scripts/run.sh`) one query fetches
 the windows' rows (the windows go in as one JSON parameter) and Python aggregates them the
@@ -30,7 +30,7 @@ from rollouts.models import Aggregate, MetricSample
 QUANTILES = {Aggregate.P50: 0.5, Aggregate.P95: 0.95, Aggregate.P99: 0.99}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class WindowRequest:
     release_id: int
     metric: str
@@ -42,7 +42,7 @@ class WindowRequest:
     want_values: bool = False  # return the values themselves (rank tests)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)  # not frozen: a tick builds ten thousand of these
 class SampleStats:
     count: int = 0
     avg: float | None = None
@@ -72,7 +72,7 @@ class SampleStats:
         }[aggregate]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class WindowStats:
     all: SampleStats  # every sample: failure evidence counts from anyone
     trusted: SampleStats  # the samples that may count toward a success
@@ -98,29 +98,22 @@ def percentile_cont(values: Sequence[float], fraction: float) -> float | None:
     return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
-# --- PostgreSQL: one query, windows as arrays joined LATERAL -----------------------------
+# --- PostgreSQL: one query, the windows as JSON rows joined LATERAL ----------------------
 
 _SQL = """
 WITH g AS (
-    SELECT i, release_id, metric, cohort, ws, we, q, want,
-           untrusted::bigint[] AS u, cardinality(untrusted::bigint[]) > 0 AS strict
-    FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[],
-                %s::timestamptz[], %s::float8[], %s::text[], %s::bool[])
-         AS x(i, release_id, metric, cohort, ws, we, q, untrusted, want)
+    SELECT i, r AS release_id, m AS metric, c AS cohort, s AS ws, e AS we, q, w AS want,
+           u, cardinality(u) > 0 AS strict
+    FROM json_to_recordset(%s::json)
+         AS x(i int, r bigint, m text, c text, s timestamptz, e timestamptz, q float8,
+              u bigint[], w bool)
 )
 SELECT g.i, g.strict, s.*
 FROM g CROSS JOIN LATERAL (
     SELECT count(*), avg(m.value), min(m.value), max(m.value), sum(m.value),
            percentile_cont(g.q) WITHIN GROUP (ORDER BY m.value) FILTER (WHERE g.q IS NOT NULL),
            sum(m.total), count(m.total),
-           array_agg(m.value) FILTER (WHERE g.want),
-           count(*) FILTER (WHERE m.tr), avg(m.value) FILTER (WHERE m.tr),
-           min(m.value) FILTER (WHERE m.tr), max(m.value) FILTER (WHERE m.tr),
-           sum(m.value) FILTER (WHERE m.tr),
-           percentile_cont(g.q) WITHIN GROUP (ORDER BY m.value)
-               FILTER (WHERE g.q IS NOT NULL AND m.tr),
-           sum(m.total) FILTER (WHERE m.tr), count(m.total) FILTER (WHERE m.tr),
-           array_agg(m.value) FILTER (WHERE g.want AND m.tr)
+           array_agg(m.value) FILTER (WHERE g.want){trusted}
     FROM (
         SELECT {value} AS value, {total} AS total,
                g.strict AND {submitter} <> ALL(g.u) AS tr
@@ -132,10 +125,22 @@ FROM g CROSS JOIN LATERAL (
 """
 
 
-def _sql() -> str:
+# The same aggregates over the trusted samples, when any window has untrusted submitters.
+_TRUSTED = """,
+           count(*) FILTER (WHERE m.tr), avg(m.value) FILTER (WHERE m.tr),
+           min(m.value) FILTER (WHERE m.tr), max(m.value) FILTER (WHERE m.tr),
+           sum(m.value) FILTER (WHERE m.tr),
+           percentile_cont(g.q) WITHIN GROUP (ORDER BY m.value)
+               FILTER (WHERE g.q IS NOT NULL AND m.tr),
+           sum(m.total) FILTER (WHERE m.tr), count(m.total) FILTER (WHERE m.tr),
+           array_agg(m.value) FILTER (WHERE g.want AND m.tr)"""
+
+
+def _sql(*, trusted: bool) -> str:
     quote = connection.ops.quote_name
     column = {f.name: quote(f.column) for f in MetricSample._meta.concrete_fields}
     return _SQL.format(
+        trusted=_TRUSTED if trusted else "",
         table=quote(MetricSample._meta.db_table),
         value=column["value"],
         total=column["total"],
@@ -163,20 +168,35 @@ def _stats(row: Sequence, offset: int, want_values: bool) -> SampleStats:
 
 
 def _postgresql(requests: Sequence[WindowRequest]) -> list[WindowStats]:
-    params = [
-        list(range(len(requests))),
-        [r.release_id for r in requests],
-        [r.metric for r in requests],
-        [r.cohort for r in requests],
-        [r.start for r in requests],
-        [r.end for r in requests],
-        [r.quantile for r in requests],
-        ["{" + ",".join(str(u) for u in r.untrusted) + "}" for r in requests],
-        [r.want_values for r in requests],
-    ]
+    # One JSON parameter: cheap to send whatever the number of windows (a list parameter
+    # per column costs psycopg more to adapt than the query takes to run).
+    iso: dict[datetime, str] = {}  # a tick's windows share their ends: format each once
+
+    def text(moment: datetime) -> str:
+        if moment not in iso:
+            iso[moment] = moment.isoformat()
+        return iso[moment]
+
+    windows = json.dumps(
+        [
+            {
+                "i": i,
+                "r": r.release_id,
+                "m": r.metric,
+                "c": r.cohort,
+                "s": text(r.start),
+                "e": text(r.end),
+                "q": r.quantile,
+                "u": list(r.untrusted),
+                "w": r.want_values,
+            }
+            for i, r in enumerate(requests)
+        ],
+        separators=(",", ":"),
+    )
     out: list[WindowStats | None] = [None] * len(requests)
     with connection.cursor() as cursor:
-        cursor.execute(_sql(), params)
+        cursor.execute(_sql(trusted=any(r.untrusted for r in requests)), [windows])
         for row in cursor.fetchall():
             index, strict = row[0], row[1]
             want = requests[index].want_values

@@ -57,8 +57,11 @@ def gates_evaluate(gates: Sequence[Gate], *, now: datetime) -> dict[int, GateRes
 
     requests: list[WindowRequest] = []
     spans: list[tuple[Gate, int, int]] = []
+    untrusted: dict[int, tuple[int, ...]] = {}  # per release: its gates share it
     for gate in push:
-        gate_requests = push_requests(gate, now=now)
+        if gate.release_id not in untrusted:
+            untrusted[gate.release_id] = untrusted_submitters(gate)
+        gate_requests = push_requests(gate, now=now, untrusted=untrusted[gate.release_id])
         spans.append((gate, len(requests), len(gate_requests)))
         requests.extend(gate_requests)
     stats = window_stats(requests)
