@@ -31,6 +31,12 @@ STAGE_LINE = "#64748b"
 AUTOMATIC_LINE = "#c81e1e"
 
 
+def plain(text: str) -> str:
+    """Text for Plotly, which reads a few HTML tags and entities in every label: people's
+    names for gates, metrics and stages show as typed, never as markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def when(at: dt.datetime) -> str:
     """A time as Plotly reads it (no offset: Plotly would ignore it), in the site's zone."""
     return timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S")
@@ -87,7 +93,7 @@ def event_marks(
                 "yref": "paper",
                 "yanchor": "bottom",
                 "xanchor": "left",
-                "text": event_label(event, stages),
+                "text": plain(event_label(event, stages)),
                 "showarrow": False,
                 "font": {"size": 10, "color": colour},
             }
@@ -99,7 +105,7 @@ def _layout(title: str, y_title: str, start: dt.datetime, end: dt.datetime, mark
     shapes, annotations = marks
     return {
         "title": {
-            "text": title,
+            "text": plain(title),
             "x": 0,
             "y": 0.98,
             "yref": "container",
@@ -117,7 +123,7 @@ def _layout(title: str, y_title: str, start: dt.datetime, end: dt.datetime, mark
             "range": [when(start), when(end)],
             "gridcolor": "#eef1f4",
         },
-        "yaxis": {"title": {"text": y_title}, "gridcolor": "#eef1f4", "rangemode": "tozero"},
+        "yaxis": {"title": {"text": plain(y_title)}, "gridcolor": "#eef1f4", "rangemode": "tozero"},
         "shapes": list(shapes),
         "annotations": list(annotations),
         "hovermode": "closest",
@@ -139,7 +145,7 @@ def _sample_traces(metric: str, points: Sequence[SamplePoint]) -> list[dict[str,
                 "y": [p.value for p in mine],
                 "text": [f"{p.count} sample{'' if p.count == 1 else 's'}" for p in mine],
                 "marker": {"color": COHORT_COLOURS[cohort], "size": 4, "opacity": 0.45},
-                "hovertemplate": f"{metric} %{{y:.4g}} (%{{text}})<extra>{cohort}</extra>",
+                "hovertemplate": f"{plain(metric)} %{{y:.4g}} (%{{text}})<extra>{cohort}</extra>",
             }
         )
     return traces
@@ -155,7 +161,7 @@ def _gate_traces(
         {
             "type": "scatter",
             "mode": "lines+markers",
-            "name": f"{gate.name}: {gate.aggregate} over {gate.window_seconds} s",
+            "name": plain(f"{gate.name}: {gate.aggregate} over {gate.window_seconds} s"),
             "x": x,
             "y": [e.value for e in evaluations],
             "text": [e.outcome for e in evaluations],
@@ -165,7 +171,7 @@ def _gate_traces(
                 "color": [OUTCOME_COLOURS.get(e.outcome, "#94a3b8") for e in evaluations],
             },
             "connectgaps": False,
-            "hovertemplate": f"{gate.name} %{{y:.4g}}: %{{text}}<extra></extra>",
+            "hovertemplate": f"{plain(gate.name)} %{{y:.4g}}: %{{text}}<extra></extra>",
         }
     ]
     baseline = gate.baseline or {}
@@ -174,11 +180,11 @@ def _gate_traces(
             {
                 "type": "scatter",
                 "mode": "lines",
-                "name": f"{gate.name}: control",
+                "name": plain(f"{gate.name}: control"),
                 "x": x,
                 "y": [e.control_value for e in evaluations],
                 "line": {"color": COHORT_COLOURS[Cohort.CONTROL], "width": 2, "dash": "dash"},
-                "hovertemplate": f"{gate.name} control %{{y:.4g}}<extra></extra>",
+                "hovertemplate": f"{plain(gate.name)} control %{{y:.4g}}<extra></extra>",
             }
         )
     if baseline.get("method") == "ratio":
@@ -197,11 +203,11 @@ def _gate_traces(
         {
             "type": "scatter",
             "mode": "lines",
-            "name": label,
+            "name": plain(label),
             "x": line_x,
             "y": line_y,
             "line": {"color": THRESHOLD_COLOUR, "width": 1.5, "dash": "dash"},
-            "hovertemplate": f"{label}<extra></extra>",
+            "hovertemplate": f"{plain(label)}<extra></extra>",
         }
     )
     return traces
@@ -255,7 +261,7 @@ def traffic_figure(
             continue
         x.append(when(max(event.at, start)))
         y.append(exposure)
-        text.append(event_label(event, stages))
+        text.append(plain(event_label(event, stages)))
     if x:
         x.append(when(end))
         y.append(exposure)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from . import page_selectors as reads
-from .charts import when
+from .charts import plain, when
 from .forms import ReplayForm
 from .models import Outcome, Release
 from .presenters import duration_text, value_text
@@ -35,14 +35,18 @@ def replay_figure(result: ReplayResult) -> dict[str, Any]:
     gate, points = result.gate, result.points
     x = [when(p.time) for p in points]
     layout: dict[str, Any] = {
-        "title": {"text": f"Replay of {gate.name}: {gate}", "x": 0, "font": {"size": 13}},
+        "title": {"text": plain(f"Replay of {gate.name}: {gate}"), "x": 0, "font": {"size": 13}},
         "height": 300,
         "margin": {"l": 56, "r": 24, "t": 56, "b": 40},
         "legend": {"orientation": "h", "x": 0, "y": -0.2},
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
         "xaxis": {"type": "date", "gridcolor": "#eef1f4"},
-        "yaxis": {"title": {"text": gate.metric}, "gridcolor": "#eef1f4", "rangemode": "tozero"},
+        "yaxis": {
+            "title": {"text": plain(gate.metric)},
+            "gridcolor": "#eef1f4",
+            "rangemode": "tozero",
+        },
         "shapes": [],
         "annotations": [],
     }
@@ -88,7 +92,7 @@ def replay_figure(result: ReplayResult) -> dict[str, Any]:
             {
                 "type": "scatter",
                 "mode": "lines",
-                "name": f"threshold {gate.comparator} {gate.threshold:g}",
+                "name": plain(f"threshold {gate.comparator} {gate.threshold:g}"),
                 "x": [x[0], x[-1]] if x else [],
                 "y": [gate.threshold, gate.threshold] if x else [],
                 "line": {"color": THRESHOLD_COLOUR, "dash": "dash", "width": 1.5},

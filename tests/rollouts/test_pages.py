@@ -152,8 +152,8 @@ def test_release_detail__charts__a_metric_chart_per_gate_metric_with_threshold_a
     errors = next(f for f in figures.values() if f.get("metric") == "error_rate")
     names = [trace["name"] for trace in errors["data"]]
     assert "canary samples" in names
-    assert "errors threshold: > 5" in names
-    threshold = next(t for t in errors["data"] if t["name"] == "errors threshold: > 5")
+    assert "errors threshold: &gt; 5" in names
+    threshold = next(t for t in errors["data"] if t["name"] == "errors threshold: &gt; 5")
     assert set(threshold["y"]) == {5}
     marks = [a["text"] for a in errors["layout"]["annotations"]]
     assert "advanced to canary (automatic)" in marks
@@ -358,3 +358,19 @@ def test_nav__releases_link__on_every_page(client, developer):
     html = client.get("/flags/").content.decode()
 
     assert 'data-testid="nav-releases"' in html and 'href="/releases/"' in html
+
+
+def test_release_detail__markup_in_names__escaped_in_the_page_and_the_charts(client, developer):
+    release = live_release()
+    release.gates.filter(name="errors").update(name='<img src=x onerror="alert(1)">')
+    release.stages.filter(index=1).update(name="<b>canary</b>")
+    client.force_login(developer)
+
+    html = client.get(reverse("rollouts:detail", args=[release.pk])).content.decode()
+
+    assert "<img src=x" not in html and "<b>canary</b>" not in html
+    figures = figures_of(client.get(reverse("rollouts:detail", args=[release.pk])))
+    marks = [a["text"] for f in figures.values() for a in f["layout"]["annotations"]]
+    assert "advanced to &lt;b&gt;canary&lt;/b&gt; (automatic)" in marks
+    names = [t["name"] for f in figures.values() for t in f["data"]]
+    assert not [n for n in names if "<" in n]

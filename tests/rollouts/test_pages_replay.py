@@ -90,7 +90,7 @@ def test_replay__chart__value_threshold_and_the_would_act_mark(client, developer
 
     start = html.index('<script id="replay-figures" type="application/json">')
     figure = json.loads(html[html.index(">", start) + 1 : html.index("</script>", start)])["replay"]
-    assert [t["name"] for t in figure["data"]] == ["value", "threshold > 5"]
+    assert [t["name"] for t in figure["data"]] == ["value", "threshold &gt; 5"]
     assert figure["layout"]["annotations"][0]["text"] == "would rollback"
 
 
