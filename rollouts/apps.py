@@ -20,3 +20,19 @@ class RolloutsConfig(AppConfig):
         requestables_register()
         state_listener_add(flag_changed_by_hand)
         api_router_add("", releases_router)
+
+        self.ready_release_pages()
+
+    def ready_release_pages(self) -> None:
+        """The dashboard's live releases and the demo release."""
+        from releasecontrol.dashboard import dashboard_section_register
+        from releasecontrol.management.commands.seed_demo import SEED_HOOKS
+
+        from .demo import seed_releases
+        from .presenters import dashboard_releases
+
+        dashboard_section_register(
+            "releases", "rollouts/_dashboard_section.html", dashboard_releases
+        )
+        if seed_releases not in SEED_HOOKS:
+            SEED_HOOKS.append(seed_releases)

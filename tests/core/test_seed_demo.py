@@ -10,6 +10,7 @@ from approvals.models import ApprovalRequest
 from flags.models import Flag
 from releasecontrol.audit import audit_verify
 from releasecontrol.models import AuditEvent, User
+from rollouts.models import GateEvaluation, MetricSample, Release, ReleaseEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -20,14 +21,26 @@ def seed() -> str:
     return out.getvalue()
 
 
+def _counts() -> tuple[int, ...]:
+    return (
+        User.objects.count(),
+        Flag.objects.count(),
+        ApprovalRequest.objects.count(),
+        Release.objects.count(),
+        MetricSample.objects.count(),
+        GateEvaluation.objects.count(),
+        ReleaseEvent.objects.count(),
+    )
+
+
 def test_seed_demo__twice__same_accounts_flags_and_one_pending_request():
     first = seed()
-    counts = (User.objects.count(), Flag.objects.count(), ApprovalRequest.objects.count())
+    counts = _counts()
     events = AuditEvent.objects.count()
 
     second = seed()
 
-    assert (User.objects.count(), Flag.objects.count(), ApprovalRequest.objects.count()) == counts
+    assert _counts() == counts
     assert "ci-bot" in first and "ci-bot" in second
     assert AuditEvent.objects.count() == events, "a second run records nothing"
     assert audit_verify().ok
@@ -46,3 +59,35 @@ def test_seed_demo__approval_request__pending_agents_production_change_partly_ch
     assert request.parameters["flag"] == "new-checkout"
     checked = request.checklist.filter(checked=True).count()
     assert 0 < checked < request.checklist.count(), "the inbox shows a checklist in progress"
+
+
+def test_seed_demo__release__live_on_canary_in_staging_with_two_hours_of_history(client):
+    seed()
+
+    release = Release.objects.select_related("environment").get()
+    assert (release.environment.slug, release.status) == ("staging", "in_progress")
+    assert release.stages.get(index=release.current_stage_index).name == "canary"
+    assert release.gates.count() == 2
+    samples = MetricSample.objects.filter(release=release)
+    span = samples.latest("time").time - samples.earliest("time").time
+    assert samples.count() > 500 and span.total_seconds() > 1.9 * 3600
+    assert GateEvaluation.objects.filter(release=release).count() > 100
+
+
+def test_seed_demo__release_page__answers_with_a_chart_of_its_samples(client):
+    import json
+
+    seed()
+    release = Release.objects.get()
+    client.force_login(User.objects.get(username="rita"))
+
+    response = client.get(f"/releases/{release.pk}/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    start = html.index('<script id="release-figures" type="application/json">')
+    figures = json.loads(html[html.index(">", start) + 1 : html.index("</script>", start)])
+    errors = next(f for f in figures.values() if f.get("metric") == "error_rate")
+    samples = next(t for t in errors["data"] if t["name"] == "canary samples")
+    assert len(samples["y"]) > 100
+    assert 'data-testid="chart-metric-0"' in html

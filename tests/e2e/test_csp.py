@@ -63,11 +63,18 @@ def _seed(release_manager, agent):
     return flag
 
 
+def _release():
+    from tests.rollouts.pages import live_release
+
+    return live_release(environment="production")
+
+
 def test_every_page_kind__under_the_policy__no_violation_and_charts_draw(
     watched, live_server, release_manager, agent
 ):
     page, console = watched
     _seed(release_manager, agent)
+    release = _release()
     event = AuditEvent.objects.filter(action="flag.state.set").latest("id")
     base = live_server.url
 
@@ -97,6 +104,8 @@ def test_every_page_kind__under_the_policy__no_violation_and_charts_draw(
         "event detail": f"/audit/events/{event.pk}/",
         "verify": "/audit/verify/",
         "packs": "/audit/packs/",
+        "releases": "/releases/",
+        "release page": f"/releases/{release.pk}/",
     }
     for name, path in pages.items():
         console.clear()
@@ -123,5 +132,13 @@ def test_every_page_kind__under_the_policy__no_violation_and_charts_draw(
         expect(page.get_by_test_id(chart)).to_have_attribute("data-ready", "true", timeout=15_000)
         expect(page.get_by_test_id(chart).locator("svg.main-svg").first).to_be_visible()
     seen["charts"] = violations(page, console)
+
+    # A release's charts draw the same way, from their own data block.
+    console.clear()
+    page.goto(base + f"/releases/{release.pk}/")
+    for chart in ("chart-metric-0", "chart-traffic"):
+        expect(page.get_by_test_id(chart)).to_have_attribute("data-ready", "true", timeout=15_000)
+        expect(page.get_by_test_id(chart).locator("svg.main-svg").first).to_be_visible()
+    seen["release charts"] = violations(page, console)
 
     assert {name: found for name, found in seen.items() if found} == {}
