@@ -17,6 +17,7 @@ urlpatterns = [
     *api_not_found_urls,
     path("ofrep/v1/", include("flags.ofrep")),
     path("", include("flags.urls")),
+    path("", include("rollouts.urls")),
     path("", include("approvals.request_new_urls")),
     path("audit/", include("releasecontrol.audit.urls")),
     path("approvals/", include("approvals.urls")),

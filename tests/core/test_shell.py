@@ -40,9 +40,11 @@ def test_dashboard__signed_in__shows_the_three_environments_in_order(client, out
 
 
 def test_dashboard__kill_switch_engaged__the_card_says_so(client, oncall, production):
-    from flags.services import environment_rollback
+    from flags.services import kill_switch_engage
 
-    environment_rollback(actor=oncall, environment=production, reason="errors at 4%")
+    kill_switch_engage(
+        actor=oncall, environment=production, scope="environment", reason="errors at 4%"
+    )
     client.force_login(oncall)
 
     response = client.get("/")
