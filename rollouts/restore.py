@@ -154,7 +154,11 @@ def rollback_restore(
         )
     befores = snapshot_flags(rollback)
     flags = {f.key: f for f in Flag.objects.filter(key__in=parameters["flags"])}
-    expected = {i["id"]: i["before"]["version"] for i in verified.preview["items"]}
+    expected = {
+        i["id"]: i["before"]["version"]
+        for i in verified.preview["items"]
+        if i["type"] == "flag_state"
+    }
     restored = []
     for key in parameters["flags"]:
         state = flag_state_restore(
