@@ -34,15 +34,8 @@ from releasecontrol.notifications.services import notification_enqueue
 from releasecontrol.policy import authorize
 
 from . import actions
-from .models import (
-    Release,
-    ReleaseEvent,
-    ReleaseEventKind,
-    ReleaseFlag,
-    ReleaseStatus,
-    Rollback,
-    Stage,
-)
+from .models import Release, Rollback, Stage
+from .services import release_mark_rolled_back
 
 NOTIFICATION_EVENT = "environment.rollback"
 # How many flag keys a notification names (the snapshot page has them all).
@@ -150,19 +143,19 @@ def environment_rollback(*, actor: User, environment: Environment, reason: str) 
 def releases_mark_rolled_back(
     releases: Sequence[Release], *, actor: User, reason: str, now
 ) -> list[dict[str, Any]]:
-    """Stop live releases (locked by the caller) set-wise: rolled back, their flags no longer
-    driven, one timeline event each. Their flags were turned off by the kill switch. Answers
-    each release as the snapshot keeps it (status, stage and percentage before)."""
+    """Stop live releases (locked by the caller) through the release services' own helper:
+    rolled back, their flags no longer driven, a timeline event each (their flags were turned
+    off by the kill switch). Answers each as the snapshot keeps it (status, stage and
+    percentage before)."""
     if not releases:
         return []
-    ids = [r.pk for r in releases]
     stages = {
         (s.release_id, s.index): s
-        for s in Stage.objects.filter(release_id__in=ids).only(
+        for s in Stage.objects.filter(release__in=releases).only(
             "release_id", "index", "name", "mode", "percentage"
         )
     }
-    stopped, events = [], []
+    stopped = []
     for release in releases:
         stage = stages.get((release.pk, release.current_stage_index))
         stopped.append(
@@ -177,25 +170,13 @@ def releases_mark_rolled_back(
                 "percentage": stage.percentage if stage else None,
             }
         )
-        events.append(
-            ReleaseEvent(
-                release=release,
-                at=now,
-                kind=ReleaseEventKind.ROLLED_BACK,
-                stage_index=release.current_stage_index,
-                mode="off",
-                percentage=0,
-                actor=actor,
-                automatic=False,
-                reason=reason,
-                evidence={"emergency_rollback": True},
-            )
+        release_mark_rolled_back(
+            release=release,
+            actor=actor,
+            reason=reason,
+            evidence={"emergency_rollback": True},
+            now=now,
         )
-    Release.objects.filter(pk__in=ids).update(
-        status=ReleaseStatus.ROLLED_BACK, ended_at=now, updated_at=now, pending_request_id=None
-    )
-    ReleaseFlag.objects.filter(release_id__in=ids).update(live=False)
-    ReleaseEvent.objects.bulk_create(events)
     return stopped
 
 

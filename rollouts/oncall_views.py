@@ -31,6 +31,7 @@ from . import actions, oncall_selectors
 from .emergency import environment_rollback
 from .models import Release
 from .restore import REQUEST_ENDPOINT, snapshot_flags
+from .services import release_rollback
 
 PAGE = "rollouts/oncall.html"
 SNAPSHOT = "rollouts/rollback_detail.html"
@@ -153,8 +154,6 @@ def oncall_partial(request: HttpRequest, environment: str) -> HttpResponse:
 def _partial(request: HttpRequest, env, data: dict[str, Any]) -> str:
     scope, reason = data["scope"], data["reason"]
     if scope == "release":
-        from .services import release_rollback  # the release services (rollouts/services.py)
-
         release = Release.objects.filter(pk=data["release"] or 0, environment=env).first()
         if release is None:
             raise ValidationError(f"No live release {data['release']} in {env.slug}.")
