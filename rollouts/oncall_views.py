@@ -39,7 +39,7 @@ SNAPSHOT = "rollouts/rollback_detail.html"
 
 class RollbackForm(forms.Form):
     confirm = forms.CharField(max_length=100)
-    reason = forms.CharField(max_length=2000)
+    reason = forms.CharField(max_length=2000, strip=False)
 
     def __init__(self, *args: Any, environment, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
