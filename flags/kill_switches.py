@@ -5,12 +5,14 @@ only through the request the hold names."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from releasecontrol.audit import Target, audit_record, audit_record_denial
@@ -21,7 +23,7 @@ from releasecontrol.requestable import ApprovalInvalid, VerifiedApproval
 from . import actions
 from .holds import approval_covering, approval_covers, held, kill_switch_hold
 from .models import Flag, FlagState, KillSwitch, KillSwitchScope, Mode, Tag
-from .writes import flag_target, lock_environment, state_view
+from .writes import flag_target, lock_environment
 
 ENVIRONMENT_KILL_SWITCH_FIELDS = [
     "kill_switch_engaged",
@@ -89,19 +91,31 @@ def kill_switch_engage(
         engaged_by=actor,
         reason=reason,
     )
-    states = list(
-        FlagState.objects.select_for_update(of=("self",))
-        .filter(covered, environment=environment)
-        .exclude(mode=Mode.OFF)
-        .select_related("flag")
+    on = FlagState.objects.filter(covered, environment=environment).exclude(mode=Mode.OFF)
+    # Plain values, not model instances: an environment switch may cover thousands of rows.
+    # (The allowlist as text: most are empty, and decoding thousands of "[]" is not free.)
+    locked = (
+        on.select_for_update(of=("self",))
+        .annotate(allowlist_text=Cast("allowlist", TextField()))
         .order_by("flag__key")
+        .values_list("flag__key", "mode", "percentage", "allowlist_text", "version")
     )
     now = timezone.now()
-    turned_off = [{"flag": s.flag.key, "before": state_view(s)} for s in states]
-    # One UPDATE for every covered row (locked above): the same change for each.
-    FlagState.objects.filter(pk__in=[s.pk for s in states]).update(
-        mode=Mode.OFF, version=F("version") + 1, updated_at=now, updated_by=actor
-    )
+    turned_off = [
+        {
+            "flag": key,
+            # StateValue.as_dict's shape, built directly (thousands of rows).
+            "before": {
+                "mode": mode,
+                "percentage": percentage,
+                "allowlist": [] if listed == "[]" else sorted(set(json.loads(listed))),
+                "version": version,
+            },
+        }
+        for key, mode, percentage, listed, version in locked
+    ]
+    # One UPDATE for every covered row (locked above, so the same rows): the same change each.
+    on.update(mode=Mode.OFF, version=F("version") + 1, updated_at=now, updated_by=actor)
     if scope == KillSwitchScope.FLAG:
         switch.covered_flags.set([flag])
     elif scope == KillSwitchScope.TAG:

@@ -34,8 +34,15 @@ from releasecontrol.notifications.services import notification_enqueue
 from releasecontrol.policy import authorize
 
 from . import actions
-from .models import Release, Rollback, Stage
-from .services import release_mark_rolled_back
+from .models import (
+    Release,
+    ReleaseEvent,
+    ReleaseEventKind,
+    ReleaseFlag,
+    ReleaseStatus,
+    Rollback,
+    Stage,
+)
 
 NOTIFICATION_EVENT = "environment.rollback"
 # How many flag keys a notification names (the snapshot page has them all).
@@ -143,19 +150,21 @@ def environment_rollback(*, actor: User, environment: Environment, reason: str) 
 def releases_mark_rolled_back(
     releases: Sequence[Release], *, actor: User, reason: str, now
 ) -> list[dict[str, Any]]:
-    """Stop live releases (locked by the caller) through the release services' own helper:
-    rolled back, their flags no longer driven, a timeline event each (their flags were turned
-    off by the kill switch). Answers each as the snapshot keeps it (status, stage and
-    percentage before)."""
+    """Stop live releases (locked by the caller) set-wise, as release_mark_rolled_back does
+    one by one: rolled back, their flags no longer driven, a timeline event each (their flags
+    were turned off by the kill switch). Three statements whatever their number: one at a
+    time costs about five round trips a release, too slow for the big button. Answers each as
+    the snapshot keeps it (status, stage and percentage before)."""
     if not releases:
         return []
+    ids = [r.pk for r in releases]
     stages = {
         (s.release_id, s.index): s
-        for s in Stage.objects.filter(release__in=releases).only(
+        for s in Stage.objects.filter(release_id__in=ids).only(
             "release_id", "index", "name", "mode", "percentage"
         )
     }
-    stopped = []
+    stopped, events = [], []
     for release in releases:
         stage = stages.get((release.pk, release.current_stage_index))
         stopped.append(
@@ -170,13 +179,25 @@ def releases_mark_rolled_back(
                 "percentage": stage.percentage if stage else None,
             }
         )
-        release_mark_rolled_back(
-            release=release,
-            actor=actor,
-            reason=reason,
-            evidence={"emergency_rollback": True},
-            now=now,
+        events.append(
+            ReleaseEvent(
+                release=release,
+                at=now,
+                kind=ReleaseEventKind.ROLLED_BACK,
+                stage_index=release.current_stage_index,
+                mode=stage.mode if stage else "",
+                percentage=stage.percentage if stage else None,
+                actor=actor,
+                automatic=actor.is_system,
+                reason=reason,
+                evidence={"emergency_rollback": True},
+            )
         )
+    Release.objects.filter(pk__in=ids).update(
+        status=ReleaseStatus.ROLLED_BACK, ended_at=now, updated_at=now, pending_request_id=None
+    )
+    ReleaseFlag.objects.filter(release_id__in=ids, live=True).update(live=False)
+    ReleaseEvent.objects.bulk_create(events)
     return stopped
 
 
