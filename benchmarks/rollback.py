@@ -28,7 +28,7 @@ configured: a rollback never needs it.
 """
 
 # This script runs the programs it names (PostgreSQL, gunicorn) with arguments it builds.
-# ruff: noqa: S603, S607
+# ruff: noqa: S603
 
 from __future__ import annotations
 
@@ -132,9 +132,7 @@ def reset(environment_id: int) -> None:
             "WHERE environment_id = %s AND released_at IS NULL",
             [environment_id],
         )
-        cursor.execute(
-            "UPDATE rollouts_rollback SET restored_at = now() WHERE restored_at IS NULL"
-        )
+        cursor.execute("UPDATE rollouts_rollback SET restored_at = now() WHERE restored_at IS NULL")
         cursor.execute(
             "UPDATE releasecontrol_environment SET kill_switch_engaged = false, "
             "kill_switch_engaged_at = NULL, kill_switch_engaged_by_id = NULL, "
@@ -250,9 +248,10 @@ class Pollers:
                 probe = f"p{self.count}"
             sent = time.perf_counter()
             with contextlib.suppress(OSError):
+                headers = {"Authorization": f"Bearer {self.sdk_key}", "X-Probe": probe}
                 status, _, raw = request(
                     self.server, "POST", f"/ofrep/v1/evaluate/flags/{PROBE_FLAG}", body,
-                    Authorization=f"Bearer {self.sdk_key}", Connection="close", **{"X-Probe": probe},
+                    Connection="close", **headers,
                 )  # fmt: skip
                 if status == 200:
                     with self.lock:

@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest
 from ninja import Path, Router
 
 from flags.models import KillSwitch
-from releasecontrol.schemas import ERRORS_READ, errors
+from releasecontrol.schemas import errors
 from releasecontrol.selectors import environment_get
 
 from .emergency import RollbackResult, environment_rollback, rollback_link
@@ -86,20 +86,20 @@ def environment_rollback_post(
 
 
 @router.get(
-    "/rollbacks/{int:rollback_id}",
+    "/rollbacks/{int:id}",
     url_name="rollback_detail",
-    response={200: RollbackDetailOut, **ERRORS_READ, **errors(404)},
+    response={200: RollbackDetailOut, **errors(400, 401, 404)},
     tags=["environments"],
     summary="A rollback's snapshot: what it turned off and stopped, and how to restore",
 )
-def rollback_get(request: HttpRequest, rollback_id: int) -> dict:
+def rollback_get(request: HttpRequest, id: int) -> dict:  # the contract's {id}
     rollback = (
         Rollback.objects.select_related("environment", "actor", "kill_switch", "restored_by")
-        .filter(pk=rollback_id)
+        .filter(pk=id)
         .first()
     )
     if rollback is None:
-        raise Http404(f"No rollback {rollback_id}")
+        raise Http404(f"No rollback {id}")
     return rollback_json(rollback)
 
 

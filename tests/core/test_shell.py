@@ -72,9 +72,10 @@ def test_dashboard__queries__fixed_however_many_environments_and_grants(
     client.force_login(developer)
     client.get("/")  # warm the session
 
-    # session, user, the user's role grants, environments, the monitor's heartbeat, and the
-    # flags section: engaged kill switches, live flags per mode
-    with django_assert_max_num_queries(7):
+    # session, user, the user's role grants, environments, the monitor's heartbeat, the
+    # flags section (engaged kill switches, live flags per mode) and the on-call section
+    # (live releases, unrestored rollbacks)
+    with django_assert_max_num_queries(9):
         small = client.get("/")
 
     for n in range(5):
@@ -83,7 +84,7 @@ def test_dashboard__queries__fixed_however_many_environments_and_grants(
         Environment.objects.filter(pk=extra.pk).update(
             kill_switch_engaged=True, kill_switch_engaged_by=system_user
         )
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(9):
         big = client.get("/")
 
     assert len(cards(big.content)) == len(cards(small.content)) + 5
