@@ -107,7 +107,7 @@ def test_oncall__rolls_production_back_sdk_sees_all_off__restores_two_of_three_a
     expect(page.get_by_test_id("preview")).to_contain_text("calling in production")
     page.fill("#id_title", "Restore checkout and calling after the 5xx fix")
     page.get_by_test_id("request-submit").click()
-    expect(page.get_by_test_id("request-created")).to_be_visible()
+    expect(page.get_by_test_id("status")).to_have_text("Pending")  # the request's own page
     request = ApprovalRequest.objects.get(action="rollback.restore")
     assert request.parameters == {"rollback": rollback.pk, "flags": ["calling", "new-checkout"]}
     for item in request.checklist.filter(required=True):
