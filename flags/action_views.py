@@ -17,7 +17,7 @@ from releasecontrol.errors import Conflict
 
 from . import selectors, services
 from .forms import KillSwitchEngageForm, KillSwitchReleaseForm, StateRestoreForm
-from .models import KillSwitch
+from .models import KillSwitch, KillSwitchScope
 from .presenters import (
     Cell,
     HistoryRow,
@@ -158,6 +158,8 @@ def kill_switch_engage(request: HttpRequest) -> HttpResponse:
         notice = Notice("error", "Kill switch not engaged", problems)
         return _action_answer(request, notice, status=400, default_back=board_url)
     data = form.cleaned_data
+    if data["scope"] == KillSwitchScope.ENVIRONMENT:
+        return _environment_rollback(request, data["environment"], data["reason"], board_url)
     try:
         result = services.kill_switch_engage(
             actor=request.user,
@@ -182,6 +184,34 @@ def kill_switch_engage(request: HttpRequest) -> HttpResponse:
     return _action_answer(request, notice, changed=True, default_back=board_url)
 
 
+def _environment_rollback(request: HttpRequest, environment, reason: str, board_url: str):
+    """The board's environment kill switch is the environment rollback (flags/holds.py): every
+    flag off and every live release stopped, one snapshot to restore from."""
+    try:
+        result = services.environment_rollback(
+            actor=request.user, environment=environment, reason=reason
+        )
+    except (PermissionDenied, ValidationError) as exc:
+        notice, status = refusal_notice(exc)
+        return _action_answer(request, notice, status=status, default_back=board_url)
+    if result.already:
+        text = f"already rolled back (rollback {result.rollback_id}): nothing changed"
+    else:
+        flags, releases = len(result.turned_off), len(result.releases_stopped)
+        text = (
+            f"rollback {result.rollback_id}: {flags} flag{'' if flags == 1 else 's'} turned "
+            f"off, {releases} release{'' if releases == 1 else 's'} stopped"
+        )
+    notice = Notice(
+        "ok",
+        f"{environment.name} rolled back",
+        text,
+        link_url=result.link,
+        link_label="Snapshot and restore",
+    )
+    return _action_answer(request, notice, changed=True, default_back=board_url)
+
+
 @require_POST
 def kill_switch_release(request: HttpRequest, pk: int) -> HttpResponse:
     board_url = reverse("flags:board")
@@ -192,7 +222,7 @@ def kill_switch_release(request: HttpRequest, pk: int) -> HttpResponse:
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
         switch = services.kill_switch_release(actor=request.user, switch=switch, reason=reason)
-    except (PermissionDenied, ValidationError) as exc:
+    except (Conflict, PermissionDenied, ValidationError) as exc:
         notice, status = refusal_notice(exc)
         return _action_answer(request, notice, status=status, default_back=board_url)
     notice = Notice(

@@ -1,5 +1,6 @@
 """The flags API (a django-ninja Router on the site's /api/v1/): flags, their state per
-environment, history and restore, and the environment rollback.
+environment, history and restore. (The environment rollback is rollouts' endpoint: it stops
+live releases too.)
 
 Handlers are thin: the schemas (flags/schemas.py) validate the request, the handler calls
 one service or selector and returns a schema. Policy, kill switches, stale versions and
@@ -40,8 +41,6 @@ from .schemas import (
     HistoryQuery,
     RestoredStateOut,
     RestoreIn,
-    RollbackIn,
-    RollbackOut,
     StatePatchIn,
 )
 
@@ -358,37 +357,3 @@ def flag_accept(
         reason=payload.reason or "",
     )
     return _changed_state(state, flag, env)
-
-
-# --- Environments -----------------------------------------------------------------------------
-
-
-@router.post(
-    "/environments/{slug:environment}/rollback",
-    url_name="environment_rollback",
-    response={200: RollbackOut, **errors(400, 401, 403, 404)},
-    tags=["environments"],
-    summary="Engage the environment kill switch: every flag there off",
-)
-def environment_rollback(
-    request: HttpRequest, environment: EnvironmentPath, payload: RollbackIn
-) -> dict:
-    env = environment_get(environment)
-    result = services.environment_rollback(
-        actor=request.auth, environment=env, reason=payload.reason or ""
-    )
-    switch = result.switch
-    if result.already_engaged:
-        detail = (
-            f"{env.slug} was already rolled back by {switch.engaged_by.username} at "
-            f"{switch.engaged_at:%Y-%m-%d %H:%M:%S %Z}: nothing more to turn off."
-        )
-    else:
-        detail = f"Rolled back {env.slug}: turned off {len(result.turned_off)} flag state(s)."
-    return {
-        "environment": env.slug,
-        "already_rolled_back": result.already_engaged,
-        "turned_off": result.turned_off,
-        "kill_switch": _kill_switch_json(switch),
-        "detail": detail,
-    }

@@ -1,24 +1,29 @@
 """Kill switches (flag, tag, environment): engaging turns every covered state off in one
 transaction and records what it covered; releasing lets increases through and restores
-nothing."""
+nothing. A switch another app holds (flags/holds.py: an emergency rollback's) is released
+only through the request the hold names."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from releasecontrol.audit import Target, audit_record
+from releasecontrol.audit import Target, audit_record, audit_record_denial
 from releasecontrol.models import Environment, User
 from releasecontrol.policy import authorize
+from releasecontrol.requestable import ApprovalInvalid, VerifiedApproval
 
 from . import actions
+from .holds import approval_covering, approval_covers, held, kill_switch_hold
 from .models import Flag, FlagState, KillSwitch, KillSwitchScope, Mode, Tag
-from .writes import flag_target, lock_environment, state_view
+from .writes import flag_target, lock_environment
 
 ENVIRONMENT_KILL_SWITCH_FIELDS = [
     "kill_switch_engaged",
@@ -86,19 +91,31 @@ def kill_switch_engage(
         engaged_by=actor,
         reason=reason,
     )
-    states = list(
-        FlagState.objects.select_for_update(of=("self",))
-        .filter(covered, environment=environment)
-        .exclude(mode=Mode.OFF)
-        .select_related("flag")
+    on = FlagState.objects.filter(covered, environment=environment).exclude(mode=Mode.OFF)
+    # Plain values, not model instances: an environment switch may cover thousands of rows.
+    # (The allowlist as text: most are empty, and decoding thousands of "[]" is not free.)
+    locked = (
+        on.select_for_update(of=("self",))
+        .annotate(allowlist_text=Cast("allowlist", TextField()))
         .order_by("flag__key")
+        .values_list("flag__key", "mode", "percentage", "allowlist_text", "version")
     )
     now = timezone.now()
-    turned_off = [{"flag": s.flag.key, "before": state_view(s)} for s in states]
-    for state in states:
-        state.mode, state.version = Mode.OFF, state.version + 1
-        state.updated_at, state.updated_by = now, actor
-    FlagState.objects.bulk_update(states, ["mode", "version", "updated_at", "updated_by"])
+    turned_off = [
+        {
+            "flag": key,
+            # StateValue.as_dict's shape, built directly (thousands of rows).
+            "before": {
+                "mode": mode,
+                "percentage": percentage,
+                "allowlist": [] if listed == "[]" else sorted(set(json.loads(listed))),
+                "version": version,
+            },
+        }
+        for key, mode, percentage, listed, version in locked
+    ]
+    # One UPDATE for every covered row (locked above, so the same rows): the same change each.
+    on.update(mode=Mode.OFF, version=F("version") + 1, updated_at=now, updated_by=actor)
     if scope == KillSwitchScope.FLAG:
         switch.covered_flags.set([flag])
     elif scope == KillSwitchScope.TAG:
@@ -124,8 +141,17 @@ def kill_switch_engage(
 
 
 @transaction.atomic
-def kill_switch_release(*, actor: User, switch: KillSwitch, reason: str) -> KillSwitch:
-    """Let increases through again. Restores nothing: states come back one by one."""
+def kill_switch_release(
+    *,
+    actor: User,
+    switch: KillSwitch,
+    reason: str,
+    approval: VerifiedApproval | None = None,
+) -> KillSwitch:
+    """Let increases through again. Restores nothing: states come back one by one.
+
+    A held switch (an emergency rollback's) is refused, 409 naming the request to make and
+    recorded as denied, unless `approval` is the verified request that covers its release."""
     environment = switch.environment
     target, _ = _kill_switch_subject(switch.scope, switch.flag, switch.tag)
     if target.type == "environment":
@@ -144,6 +170,22 @@ def kill_switch_release(*, actor: User, switch: KillSwitch, reason: str) -> Kill
     switch = KillSwitch.objects.select_for_update().get(pk=switch.pk)
     if switch.released_at is not None:
         return switch
+    hold = kill_switch_hold(switch)
+    covered = approval_covering(approval, actions.KILL_SWITCH_RELEASE.name) and approval_covers(
+        approval, environment, "kill_switch", str(switch.pk), {"engaged": False}
+    )
+    if approval is not None and not covered:
+        raise ApprovalInvalid(f"That approval does not cover releasing kill switch {switch.pk}.")
+    if hold is not None and not covered:
+        audit_record_denial(
+            actor=actor,
+            action=actions.KILL_SWITCH_RELEASE.name,
+            environment=environment,
+            target=target,
+            after={"refused": hold.detail, "requested": hold.request},
+            reason=reason,
+        )
+        raise held(hold)
     switch.released_at, switch.released_by, switch.release_reason = timezone.now(), actor, reason
     switch.save()
     if switch.scope == KillSwitchScope.ENVIRONMENT:
@@ -164,14 +206,7 @@ def kill_switch_release(*, actor: User, switch: KillSwitch, reason: str) -> Kill
             "engaged_by": switch.engaged_by.username,
             "engaged_reason": switch.reason,
         },
-        after={"released": True},
+        after={"released": True, **({"approval": approval.audit_link()} if covered else {})},
         reason=reason,
     )
     return switch
-
-
-def environment_rollback(*, actor: User, environment: Environment, reason: str) -> KillSwitchResult:
-    """The big button: the environment kill switch (level-1 rollback: every flag off)."""
-    return kill_switch_engage(
-        actor=actor, environment=environment, scope=KillSwitchScope.ENVIRONMENT, reason=reason
-    )

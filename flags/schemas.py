@@ -116,10 +116,6 @@ class AcceptIn(RequestBody):
     reason: Text = Field(None, description="Why these values are right here: required.")
 
 
-class RollbackIn(RequestBody):
-    reason: Text = Field(None, description="Why: required.")
-
-
 class FlagCursor(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     key: FlagKey
@@ -209,19 +205,6 @@ class EventOut(BaseModel):
 
 class EventPage(Page):
     items: list[EventOut]
-
-
-class TurnedOffOut(BaseModel):
-    flag: str
-    before: StateValueOut
-
-
-class RollbackOut(BaseModel):
-    environment: str
-    already_rolled_back: bool
-    turned_off: list[TurnedOffOut]
-    kill_switch: KillSwitchOut
-    detail: str
 
 
 class RequestToMake(BaseModel):

@@ -19,7 +19,7 @@ from releasecontrol.audit import Target, audit_record
 from releasecontrol.errors import Conflict
 from releasecontrol.models import Environment, User
 from releasecontrol.policy import authorize
-from releasecontrol.requestable import VerifiedApproval
+from releasecontrol.requestable import ApprovalInvalid, VerifiedApproval
 
 from . import actions, hooks
 from .acceptance import flag_accept, mark_accepted, may_accept  # noqa: F401
@@ -32,9 +32,15 @@ from .guards import (  # noqa: F401  (ApprovalRequired and BlackoutOpen: raised 
     blackout_check,
     increase_approval_check,
 )
+from .holds import (  # noqa: F401  (KillSwitchHeld: raised from here)
+    KillSwitchHeld,
+    approval_covering,
+    approval_covers,
+    environment_rollback,
+    kill_switch_hold,
+)
 from .kill_switches import (  # noqa: F401  (the services every caller imports from here)
     KillSwitchResult,
-    environment_rollback,
     kill_switch_engage,
     kill_switch_release,
 )
@@ -303,9 +309,19 @@ def flag_state_set(
     requested = {**after.as_dict(), "version": expected_version}
     parameters = {"flag": flag.key, **after.as_dict()}
     target = flag_target(flag)
-    verified = approval_verified(
-        approval, action=action, environment=environment, parameters=parameters
-    )
+    if approval_covering(approval, action):
+        # A composite request (rollback.restore) its owner verified in this transaction.
+        item = f"{flag.key}@{environment.slug}"
+        if not approval_covers(approval, environment, "flag_state", item, after.as_dict()):
+            raise ApprovalInvalid(
+                f"Request {approval.request_id} does not cover {flag.key} in {environment.slug} "
+                "as asked."
+            )
+        verified = approval
+    else:
+        verified = approval_verified(
+            approval, action=action, environment=environment, parameters=parameters
+        )
     authorize_change(
         actor,
         action,
@@ -325,10 +341,17 @@ def flag_state_set(
     if not reduces:
         switch = kill_switch_covering(flag, environment)
         if switch is not None:
+            hold = kill_switch_hold(switch)
+            until = (
+                f"until it is released: {hold.detail}"
+                if hold is not None
+                else "until someone releases it."
+            )
             raise KillSwitchEngaged(
                 f"A kill switch covering {switch.subject} in {environment.slug} was engaged by "
                 f"{switch.engaged_by.username} ({switch.reason}): only changes that reduce "
-                "exposure are allowed until someone releases it.",
+                f"exposure are allowed {until}",
+                **({"request": hold.request} if hold is not None else {}),
             )
         blackout_check(environment, approval=verified)
         if plan_approved_by is None:
@@ -388,8 +411,10 @@ def flag_state_restore(
     to: dict[str, Any],
     expected_version: int | None = None,
     reason: str = "",
+    approval: VerifiedApproval | int | None = None,
 ) -> FlagState:
-    """Bring back an earlier state (from the audit trail) as a new, audited change."""
+    """Bring back an earlier state (from the audit trail, or a rollback's snapshot through an
+    approved `rollback.restore`) as a new, audited change."""
     return flag_state_set(
         actor=actor,
         flag=flag,
@@ -399,5 +424,6 @@ def flag_state_restore(
         allowlist=list(to.get("allowlist", [])),
         expected_version=expected_version,
         reason=reason,
+        approval=approval,
         action=actions.FLAG_STATE_RESTORE.name,
     )

@@ -17,10 +17,10 @@ urlpatterns = [
     *api_not_found_urls,
     path("ofrep/v1/", include("flags.ofrep")),
     path("", include("flags.urls")),
+    path("", include("rollouts.urls")),
     path("", include("approvals.request_new_urls")),
     path("audit/", include("releasecontrol.audit.urls")),
     path("approvals/", include("approvals.urls")),
-    path("releases/", include("rollouts.urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(authentication_form=SignInForm),

@@ -8,11 +8,17 @@ class RolloutsConfig(AppConfig):
     name = "rollouts"
 
     def ready(self) -> None:
-        # --- Releases and metrics
+        from . import actions  # noqa: F401  (registers the rollouts actions)
+
+        self.ready_releases()
+        self.ready_release_pages()
+        self.ready_emergency()
+
+    def ready_releases(self) -> None:
+        """Release requestables, the manual-change listener and the releases API."""
         from flags.hooks import state_listener_add
         from releasecontrol.api import api_router_add
 
-        from . import actions  # noqa: F401  (registers the rollouts actions)
         from .api import router as releases_router
         from .listeners import flag_changed_by_hand
         from .requestables import requestables_register
@@ -20,8 +26,6 @@ class RolloutsConfig(AppConfig):
         requestables_register()
         state_listener_add(flag_changed_by_hand)
         api_router_add("", releases_router)
-
-        self.ready_release_pages()
 
     def ready_release_pages(self) -> None:
         """The dashboard's live releases and the demo release."""
@@ -36,3 +40,21 @@ class RolloutsConfig(AppConfig):
         )
         if seed_releases not in SEED_HOOKS:
             SEED_HOOKS.append(seed_releases)
+
+    def ready_emergency(self) -> None:
+        """The environment rollback behind every off button, restore, the on-call section."""
+        from flags.holds import environment_rollback_install
+        from releasecontrol.api import api_router_add
+        from releasecontrol.dashboard import dashboard_section_register
+
+        from .emergency import environment_rollback
+        from .emergency_api import router as emergency_router
+        from .oncall_selectors import oncall_dashboard_summary
+        from .restore import restore_register
+
+        environment_rollback_install(environment_rollback)
+        restore_register()
+        api_router_add("", emergency_router)
+        dashboard_section_register(
+            "oncall", "rollouts/_dashboard_oncall.html", oncall_dashboard_summary
+        )

@@ -257,7 +257,7 @@ def test_api_fuzz__generated_openapi__no_server_error_every_answer_documented(
 
     print(f"\n/api/v1 as {who}: {run.summary()}")
     assert not run.failures, "\n\n".join(run.failures[:10])
-    assert run.operations == 35 and run.examples >= 600
+    assert run.operations == 36 and run.examples >= 600
     assert run.statuses[200] and run.statuses[400] and run.statuses[404]
     if who == "agent":
         assert run.statuses[403], "an agent is refused production changes"

@@ -97,10 +97,23 @@ def _json_value(value: Any, where: str) -> Any:
     if value is None:
         return None
     try:
-        text = json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False)
+        text = json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False, ensure_ascii=False)
     except ValueError as error:
         raise ValueError(f"{where} cannot be recorded: {error}") from None
-    return _as_stored(json.loads(text), where)
+    floats: list[str] = []
+
+    def parse_float(number: str) -> float:
+        floats.append(number)
+        return float(number)
+
+    loaded = json.loads(text, parse_float=parse_float)
+    # json.dumps escapes a NUL as \u0000 even with ensure_ascii off; a lone surrogate stays raw.
+    if not floats and "\\u0000" not in text and text_problem(text) is None:
+        # Nothing jsonb would store differently (no float, no NUL or lone surrogate in any
+        # string or key): as loaded. A large event (a rollback's thousands of states) is not
+        # walked value by value.
+        return loaded
+    return _as_stored(loaded, where)
 
 
 def _client_ip(value: str | None) -> str | None:

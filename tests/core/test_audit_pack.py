@@ -24,9 +24,9 @@ from django.utils import timezone
 
 from flags.models import FlagState
 from flags.services import (
-    environment_rollback,
     flag_create,
     flag_state_set,
+    kill_switch_engage,
     kill_switch_release,
     state_view,
 )
@@ -81,7 +81,9 @@ def incident(release_manager, oncall, agent, production, staging):
         actor=release_manager, flag=late, environment=production, mode="allowlist",
         allowlist=["u-1", "u-2"], reason="pilot",
     )  # fmt: skip
-    rollback = environment_rollback(actor=oncall, environment=production, reason="error spike")
+    rollback = kill_switch_engage(
+        actor=oncall, environment=production, scope="environment", reason="error spike"
+    )
     engage = AuditEvent.objects.get(action="killswitch.engage")
     flag_state_set(actor=release_manager, flag=quiet, environment=staging, mode="off")
     after = {
@@ -493,7 +495,9 @@ def test_pack_page__older_kill_switch_event_asked_for__offered_too(
 ):
     # More kill-switch events than the form lists: the one a link asks for is still offered.
     for n in range(26):
-        result = environment_rollback(actor=oncall, environment=staging, reason=f"drill {n}")
+        result = kill_switch_engage(
+            actor=oncall, environment=staging, scope="environment", reason=f"drill {n}"
+        )
         kill_switch_release(actor=oncall, switch=result.switch, reason="drill over")
     oldest = AuditEvent.objects.filter(action="killswitch.engage").order_by("id").first()
     client.force_login(auditor)

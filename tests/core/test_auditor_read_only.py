@@ -126,6 +126,8 @@ KNOWN_MUTATIONS = {
     ("api:flag_state", "PATCH"),
     ("api:flag_state_restore", "POST"),
     ("api:environment_rollback", "POST"),
+    ("rollouts:oncall_rollback", "POST"),
+    ("rollouts:oncall_partial", "POST"),
     ("api:flag_accept", "POST"),
     ("approval_request_new", "POST"),
     ("api:approvals", "POST"),
@@ -273,6 +275,9 @@ class World:
             ("api:approval_execute", "id"): lambda: self.approvals["approved"].pk,
             ("api:approval_post_review", "id"): lambda: self.approvals["executed"].pk,
             ("api:blackout", "id"): lambda: self.approvals["blackout"].pk,
+            ("api:rollback_detail", "id"): lambda: self.approvals["rollback"].pk,
+            ("rollouts:rollback_detail", "pk"): lambda: self.approvals["rollback"].pk,
+            ("rollouts:rollback_restore_request", "pk"): lambda: self.approvals["rollback"].pk,
         }
         by_name: dict[str, Callable[[], Any]] = {
             "key": lambda: self.flag.key,
@@ -458,6 +463,12 @@ def world(
 
     approvals = approvals_rows(requester=oncall, decider=release_manager)
     approvals["approved"] = _approved_request(flag, production, requester=oncall)
+    from rollouts.emergency import environment_rollback
+
+    development = Environment.objects.get(slug="development")
+    approvals["rollback"] = environment_rollback(
+        actor=oncall, environment=development, reason="drill"
+    ).rollback
     notification_rows(production)
     Group.objects.create(name="probe-group")
     # Sign-in records (django-axes): one success, one failure, so its admin pages have rows.

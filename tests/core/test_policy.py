@@ -106,6 +106,21 @@ EXPECTED: dict[tuple[str, bool | None], tuple[str, ...]] = {
     ("release.halve", None): FLAG_CHANGE_REDUCING,
     ("release.rollback", None): FLAG_CHANGE_REDUCING,
     ("release.return_to_draft", None): FLAG_CHANGE_REDUCING,
+    # The big button: on-call and release managers, never agents, no approval; automation
+    # may (it only reduces exposure). Restoring from it lets increases through again: never
+    # automation, never agents (and only through an approved request: rollouts/restore.py).
+    ("environment.rollback", None): (
+        "DSP",
+        "DSP",
+        "---",
+        "---",
+        "---",
+        "---",
+        "---",
+        "DSP",
+        "DSP",
+    ),
+    ("rollback.restore", None): ("DSP", "DSP", "---", "---", "---", "---", "---", "DSP", "---"),
     # Metrics: whoever holds submit_metrics, production included; never auditors.
     ("metrics.submit", None): ("DSP", "DSP", "DSP", "---", "DSP", "DSP", "---", "DSP", "DSP"),
     # --- test-only actions registered by the `test_actions` fixture

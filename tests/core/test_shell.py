@@ -40,9 +40,11 @@ def test_dashboard__signed_in__shows_the_three_environments_in_order(client, out
 
 
 def test_dashboard__kill_switch_engaged__the_card_says_so(client, oncall, production):
-    from flags.services import environment_rollback
+    from flags.services import kill_switch_engage
 
-    environment_rollback(actor=oncall, environment=production, reason="errors at 4%")
+    kill_switch_engage(
+        actor=oncall, environment=production, scope="environment", reason="errors at 4%"
+    )
     client.force_login(oncall)
 
     response = client.get("/")
@@ -71,9 +73,9 @@ def test_dashboard__queries__fixed_however_many_environments_and_grants(
     client.get("/")  # warm the session
 
     # session, user, the user's role grants, environments, the monitor's heartbeat, the
-    # flags section (engaged kill switches, live flags per mode) and the releases section
-    # (live releases: none here, so nothing of theirs to prefetch)
-    with django_assert_max_num_queries(8):
+    # flags section (engaged kill switches, live flags per mode), the releases section (live
+    # releases) and the on-call section (live releases, unrestored rollbacks)
+    with django_assert_max_num_queries(10):
         small = client.get("/")
 
     for n in range(5):
@@ -82,7 +84,7 @@ def test_dashboard__queries__fixed_however_many_environments_and_grants(
         Environment.objects.filter(pk=extra.pk).update(
             kill_switch_engaged=True, kill_switch_engaged_by=system_user
         )
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(10):
         big = client.get("/")
 
     assert len(cards(big.content)) == len(cards(small.content)) + 5

@@ -18,10 +18,10 @@ from flags.models import Flag, FlagState
 from flags.services import (
     ApprovalRequired,
     StaleEdit,
-    environment_rollback,
     flag_accept,
     flag_create,
     flag_state_set,
+    kill_switch_engage,
     sdk_key_issue,
 )
 from releasecontrol.models import AuditEvent, Environment
@@ -174,7 +174,7 @@ def test_non_boolean_by_a_developer__kill_switch_engaged__still_flag_not_found(
     client, sdk_keys, payments, oncall, production
 ):
     """The off-value is what a kill switch serves: an unaccepted one never reaches users."""
-    environment_rollback(actor=oncall, environment=production, reason="incident")
+    kill_switch_engage(actor=oncall, environment=production, scope="environment", reason="incident")
     response = ofrep(client, sdk_keys, "production", "payments")
     assert (response.status_code, response.json()["errorCode"]) == (404, "FLAG_NOT_FOUND")
     assert "payments" not in bulk_keys(client, sdk_keys, "production")
@@ -208,7 +208,7 @@ def test_api__agent_defines_inverted_boolean_or_evil_object__production_never_se
     assert not Flag.objects.filter(key="x").exists()
     created = create({"key": "pay", "type": "object", "on_value": GOOD, "off_value": EVIL})
     assert created.status_code == 201
-    environment_rollback(actor=oncall, environment=production, reason="incident")
+    kill_switch_engage(actor=oncall, environment=production, scope="environment", reason="incident")
     assert ofrep(client, sdk_keys, "production", "pay").json()["errorCode"] == "FLAG_NOT_FOUND"
 
 

@@ -10,9 +10,10 @@ import pytest
 from django.db.models import Q
 
 from flags.models import Flag, FlagState
-from flags.services import flag_create, flag_state_set, kill_switch_release
+from flags.services import flag_create, flag_state_set, kill_switch_engage, kill_switch_release
 from releasecontrol.audit import audit_verify
 from releasecontrol.models import AuditEvent, Environment
+from rollouts.models import Rollback
 
 STATE_URL = "/api/v1/flags/new-checkout/environments/{}"
 HISTORY_URL = "/api/v1/flags/new-checkout/history"
@@ -320,7 +321,7 @@ def test_flag_state_patch__unknown_flag_or_environment__404(call, developer, fla
     assert response.json()["error"] == "not_found"
 
 
-# --- POST /api/v1/environments/{environment}/rollback ---------------------------------------
+# --- POST /api/v1/environments/{environment}/rollback (rollouts' emergency rollback) ---------
 
 
 def test_environment_rollback__oncall__turns_off_and_second_call_is_idempotent(
@@ -336,6 +337,9 @@ def test_environment_rollback__oncall__turns_off_and_second_call_is_idempotent(
     assert first.status_code == 200
     body = first.json()
     assert body["environment"] == "production" and body["already_rolled_back"] is False
+    rollback = Rollback.objects.get()
+    assert (body["rollback"], body["releases_stopped"]) == (rollback.pk, [])
+    assert body["snapshot_url"] == f"/rollbacks/{rollback.pk}/"
     assert [(t["flag"], t["before"]["mode"]) for t in body["turned_off"]] == [
         ("new-checkout", "full"),
         ("ocr", "percentage"),
@@ -353,8 +357,10 @@ def test_environment_rollback__oncall__turns_off_and_second_call_is_idempotent(
     assert second.status_code == 200
     assert second.json()["already_rolled_back"] is True
     assert second.json()["turned_off"] == []
+    assert second.json()["rollback"] == rollback.pk
     assert "already rolled back by omar" in second.json()["detail"]
     assert AuditEvent.objects.filter(action="killswitch.engage").count() == 1
+    assert AuditEvent.objects.filter(action="environment.rollback").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -372,7 +378,7 @@ def test_environment_rollback__agent__403_denial_audited_nothing_turned_off(
     assert "agent" in response.json()["detail"]
     denied = last_event(outcome="denied")
     assert (denied.action, denied.actor_name, denied.environment_id, denied.reason) == (
-        "killswitch.engage",
+        "environment.rollback",
         "ci-bot",
         "production",
         "panic",
@@ -462,7 +468,7 @@ def test_flag_history__bad_query__400_or_404(call, developer, flag, query, statu
     assert response.json()["detail"].startswith(names)
 
 
-def test_flag_state_restore__after_rollback_and_release__brings_back_the_state(
+def test_flag_state_restore__after_kill_switch_and_release__brings_back_the_state(
     call, release_manager, oncall, production, flag
 ):
     flag_state_set(
@@ -474,8 +480,7 @@ def test_flag_state_restore__after_rollback_and_release__brings_back_the_state(
         allowlist=["vip"],
         reason="canary",
     )
-    rollback = call(oncall, "POST", "/api/v1/environments/production/rollback", {"reason": "5xx"})
-    assert rollback.status_code == 200
+    kill_switch_engage(actor=oncall, environment=production, scope="environment", reason="5xx")
     kill_event = last_event(action="killswitch.engage")
 
     # While the kill switch holds, bringing the state back is an increase: refused

@@ -348,7 +348,9 @@ def test_dashboard__many_flags_and_switches__same_number_of_queries(
         tag=Tag.objects.get(name="ocr"),
         reason="ocr down",
     )
-    services.environment_rollback(actor=oncall, environment=production, reason="all down")
+    services.kill_switch_engage(
+        actor=oncall, environment=production, scope="environment", reason="all down"
+    )
     with django_assert_num_queries(len(few)):
         html = client.get("/").content
     assert card(html, "production").count("ENGAGED") == 2

@@ -14,10 +14,10 @@ from flags import evaluation, ofrep
 from flags.models import Flag, SdkKey
 from flags.rules import bucket
 from flags.services import (
-    environment_rollback,
     flag_archive,
     flag_create,
     flag_state_set,
+    kill_switch_engage,
     sdk_key_issue,
     sdk_key_revoke,
 )
@@ -145,7 +145,9 @@ def test_evaluate_flag__environment_rolled_back__kill_switch_metadata_at_once(
     client, sdk_key, checkout, oncall, production
 ):
     assert post(client, SINGLE.format("new-checkout"), sdk_key, context("vip-1")).json()["value"]
-    environment_rollback(actor=oncall, environment=production, reason="errors spiking")
+    kill_switch_engage(
+        actor=oncall, environment=production, scope="environment", reason="errors spiking"
+    )
     response = post(client, SINGLE.format("new-checkout"), sdk_key, context("vip-1"))
     assert response.json() == {
         "key": "new-checkout",

@@ -21,7 +21,7 @@ from openfeature.contrib.provider.ofrep import OFREPProvider
 from openfeature.evaluation_context import EvaluationContext
 
 from flags.rules import in_percentage
-from flags.services import environment_rollback, flag_create, flag_state_set, sdk_key_issue
+from flags.services import flag_create, flag_state_set, kill_switch_engage, sdk_key_issue
 from releasecontrol.models import User
 from tests.flags.live import LiveServer, wait_until
 
@@ -155,7 +155,9 @@ def test_sdk__environment_kill_switch__every_worker_answers_off_within_100_ms(
         "both workers to answer on",
     )
 
-    environment_rollback(actor=oncall, environment=production, reason="calls failing")
+    kill_switch_engage(
+        actor=oncall, environment=production, scope="environment", reason="calls failing"
+    )
     committed = time.monotonic()
     answers: list[tuple[float, str, Any]] = []  # (sent after commit, probe, details)
     lock = threading.Lock()

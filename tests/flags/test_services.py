@@ -12,7 +12,6 @@ from flags.services import (
     ApprovalRequired,
     KillSwitchEngaged,
     StaleEdit,
-    environment_rollback,
     flag_archive,
     flag_create,
     flag_state_restore,
@@ -229,7 +228,7 @@ def test_flag_state_set__invalid_values__say_what_to_fix(developer, staging, fla
     assert set(error.value.message_dict) == {"mode", "percentage", "allowlist"}
 
 
-def test_environment_rollback__turns_everything_off_in_one_event_and_is_idempotent(
+def test_environment_kill_switch__turns_everything_off_in_one_event_and_is_idempotent(
     oncall, release_manager, production, staging, flag
 ):
     other = flag_create(actor=release_manager, key="ocr", name="OCR")
@@ -240,7 +239,9 @@ def test_environment_rollback__turns_everything_off_in_one_event_and_is_idempote
     flag_state_set(actor=release_manager, flag=flag, environment=staging, mode="full")
     version = Environment.objects.get(pk=production.pk).flags_version
 
-    result = environment_rollback(actor=oncall, environment=production, reason="error spike")
+    result = kill_switch_engage(
+        actor=oncall, environment=production, scope="environment", reason="error spike"
+    )
 
     assert not result.already_engaged
     assert sorted(t["flag"] for t in result.turned_off) == ["new-checkout", "ocr"]
@@ -255,7 +256,9 @@ def test_environment_rollback__turns_everything_off_in_one_event_and_is_idempote
     assert event.before["states"][0]["before"]["mode"] == "full"
     assert event.reason == "error spike"
 
-    again = environment_rollback(actor=oncall, environment=production, reason="again")
+    again = kill_switch_engage(
+        actor=oncall, environment=production, scope="environment", reason="again"
+    )
     assert again.already_engaged and again.turned_off == []
     assert AuditEvent.objects.filter(action="killswitch.engage").count() == 1
 
@@ -272,7 +275,7 @@ def test_environment_kill_switch__engaged__refuses_increase_allows_decrease(
         allowlist=["a", "b"],
         reason="pilot",
     )
-    environment_rollback(actor=oncall, environment=production, reason="incident")
+    kill_switch_engage(actor=oncall, environment=production, scope="environment", reason="incident")
     with pytest.raises(KillSwitchEngaged, match="omar"):
         flag_state_set(
             actor=release_manager, flag=flag, environment=production, mode="full", reason="try"
@@ -293,7 +296,9 @@ def test_kill_switch_release__restores_nothing_and_lets_increases_through(
     flag_state_set(
         actor=release_manager, flag=flag, environment=production, mode="full", reason="go"
     )
-    switch = environment_rollback(actor=oncall, environment=production, reason="x").switch
+    switch = kill_switch_engage(
+        actor=oncall, environment=production, scope="environment", reason="x"
+    ).switch
     kill_switch_release(actor=release_manager, switch=switch, reason="fixed")
     assert FlagState.objects.get(flag=flag, environment=production).mode == "off"
     assert not Environment.objects.get(pk=production.pk).kill_switch_engaged
@@ -344,7 +349,7 @@ def test_flag_kill_switch__one_flag__off_and_in_its_history(
 def test_kill_switch_engage__without_the_role__refused(request, who, staging):
     actor = request.getfixturevalue(who)
     with pytest.raises(PermissionDenied):
-        environment_rollback(actor=actor, environment=staging, reason="x")
+        kill_switch_engage(actor=actor, environment=staging, scope="environment", reason="x")
     assert not KillSwitch.objects.exists()
 
 

@@ -490,8 +490,10 @@ def test_kill_switch_engage__environment__every_flag_off_audited_and_idempotent(
     response = client.post(ENGAGE, form, **HTMX)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Kill switch engaged in Production (every flag)" in html and "1 flag turned off" in html
-    assert "Kill switch engaged in Production" in triggered(response)["flags-changed"]["message"]
+    # The board's environment switch is the environment rollback (installed into flags).
+    assert "Production rolled back" in html and "1 flag turned off, 0 releases stopped" in html
+    assert "Production rolled back" in triggered(response)["flags-changed"]["message"]
+    assert 'data-testid="notice-link"' in html
     assert state("ai-concierge", "production").mode == "off"
     assert Environment.objects.get(slug="production").kill_switch_engaged
     audit = last_event(action="killswitch.engage")
@@ -505,7 +507,8 @@ def test_kill_switch_engage__environment__every_flag_off_audited_and_idempotent(
 
     again = client.post(ENGAGE, form, **HTMX)
     assert again.status_code == 200
-    assert "already engaged by omar: nothing changed" in again.content.decode()
+    assert "already rolled back" in again.content.decode()
+    assert "nothing changed" in again.content.decode()
     assert AuditEvent.objects.filter(action="killswitch.engage").count() == 1
 
 
@@ -592,7 +595,8 @@ def test_kill_switch_engage__developer_or_agent__403_and_denial_audited(
     assert response.status_code == 403
     assert "Refused" in response.content.decode()
     assert not Environment.objects.get(slug="staging").kill_switch_engaged
-    assert denial_of(user, "killswitch.engage").environment_id == "staging"
+    # The environment switch is the environment rollback: its own action is refused first.
+    assert denial_of(user, "environment.rollback").environment_id == "staging"
 
 
 def _engaged(oncall, slug: str = "production") -> KillSwitch:

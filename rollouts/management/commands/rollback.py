@@ -1,8 +1,8 @@
 """manage.py rollback ENVIRONMENT --reason TEXT --as NAME: the big button, from a shell.
 
-The same service as the board and POST /api/v1/environments/{env}/rollback, acting as
-the named account: an agent (or anyone without the kill switch role there) is refused,
-and the refusal is in the audit trail.
+The same service as the on-call page, the board and POST /api/v1/environments/{env}/rollback
+(rollouts.emergency.environment_rollback), acting as the named account: an agent (or anyone
+without the kill switch role there) is refused, and the refusal is in the audit trail.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from flags.services import environment_rollback
 from releasecontrol.models import Environment, User
+from releasecontrol.notifications.services import absolute_link
+from rollouts.emergency import environment_rollback
 
 
 def _describe(state: dict[str, Any]) -> str:
@@ -24,10 +25,18 @@ def _describe(state: dict[str, Any]) -> str:
     return f"{mode}, {allowlisted} allowlisted" if allowlisted else mode
 
 
+def _stage(release: dict[str, Any]) -> str:
+    if release.get("stage") is None:
+        return release["status"]
+    return f"{release['status']} at stage {release['stage_index'] + 1} {release['stage']}" + (
+        f" ({release['percentage']}%)" if release.get("mode") == "percentage" else ""
+    )
+
+
 class Command(BaseCommand):
     help = (
-        "Roll an environment back: engage its kill switch, turning every flag off in one "
-        "transaction, as the named account. Idempotent."
+        "Roll an environment back as the named account: its kill switch engaged, every flag "
+        "off and every live release rolled back, in one transaction. Idempotent."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -55,17 +64,24 @@ class Command(BaseCommand):
             raise CommandError(f"{refused} (recorded in the audit trail)") from None
         except ValidationError as invalid:
             raise CommandError(" ".join(invalid.messages)) from None
-        switch = result.switch
-        if result.already_engaged:
+        rollback = result.rollback
+        if result.already:
             self.stdout.write(
-                f"{env.slug} was already rolled back by {switch.engaged_by.username} at "
-                f"{switch.engaged_at:%Y-%m-%d %H:%M:%S %Z} ({switch.reason}): nothing more "
-                "to turn off."
+                f"{env.slug} was already rolled back by {rollback.actor.username} at "
+                f"{rollback.created_at:%Y-%m-%d %H:%M:%S %Z} ({rollback.reason}): nothing more "
+                f"to turn off. Rollback {rollback.pk}."
             )
             return
         self.stdout.write(
-            f"Rolled back {env.slug}: turned off {len(result.turned_off)} flag state(s). "
-            "Increases are refused until someone releases the kill switch."
+            f"Rolled back {env.slug}: rollback {rollback.pk}, turned off "
+            f"{len(result.turned_off)} flag state(s), stopped "
+            f"{len(result.releases_stopped)} release(s). Increases are refused until a "
+            "rollback.restore request is approved and executed."
         )
         for entry in result.turned_off:
-            self.stdout.write(f"  {entry['flag']}: was {_describe(entry['before'])}")
+            self.stdout.write(f"  flag {entry['flag']}: was {_describe(entry['before'])}")
+        for release in result.releases_stopped:
+            self.stdout.write(
+                f"  release {release['name']} {release['version']}: was {_stage(release)}"
+            )
+        self.stdout.write(f"Snapshot: {absolute_link(result.link)}")

@@ -1,5 +1,6 @@
-"""manage.py rollback ENVIRONMENT --reason TEXT --as NAME: the environment kill switch from a
-shell, through the same service, policy and audit as the API."""
+"""manage.py rollback ENVIRONMENT --reason TEXT --as NAME: the environment rollback from a
+shell (every flag off, every live release stopped), through the same service, policy and audit
+as the API and the on-call page."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from flags.models import FlagState
 from flags.services import flag_create, flag_state_set
 from releasecontrol.audit import audit_verify
 from releasecontrol.models import AuditEvent, Environment
+from rollouts.models import Rollback
 
 
 def rollback(*args: str) -> str:
@@ -46,9 +48,11 @@ def test_rollback__oncall__turns_off_prints_what_and_audits(
 ):
     output = rollback("production", "--reason", "checkout errors at 4%", "--as", "omar")
 
-    assert "Rolled back production: turned off 2 flag state(s)" in output
-    assert "new-checkout: was full" in output
-    assert "ocr: was percentage 20%, 1 allowlisted" in output
+    made = Rollback.objects.get()
+    assert f"Rolled back production: rollback {made.pk}, turned off 2 flag state(s)" in output
+    assert "flag new-checkout: was full" in output
+    assert "flag ocr: was percentage 20%, 1 allowlisted" in output
+    assert f"Snapshot: /rollbacks/{made.pk}/" in output
     assert set(FlagState.objects.filter(environment=production).values_list("mode", flat=True)) == {
         "off"
     }
@@ -71,7 +75,9 @@ def test_rollback__second_run__says_already_rolled_back_changes_nothing(
     output = rollback("production", "--reason", "again", "--as", "rita")
 
     assert "already rolled back by omar" in output and "(incident)" in output
+    assert f"Rollback {Rollback.objects.get().pk}." in output
     assert AuditEvent.objects.filter(action="killswitch.engage").count() == 1
+    assert AuditEvent.objects.filter(action="environment.rollback").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -81,7 +87,7 @@ def test_rollback__as_an_agent__refused_and_the_denial_audited(agent, production
 
     denied = AuditEvent.objects.filter(outcome="denied").get()
     assert (denied.action, denied.actor_name, denied.environment_id, denied.reason) == (
-        "killswitch.engage",
+        "environment.rollback",
         "ci-bot",
         "production",
         "panic",
