@@ -219,11 +219,10 @@ def _approval_link(verified: VerifiedApproval | None) -> dict[str, Any]:
 
 def _go_request_open(release: Release, index: int, reason: str) -> int:
     """Automation asks people for the go a stage needs (a release.advance request)."""
-    from approvals.services import approval_request_create
+    from approvals.services import approval_request_open
 
     stage = stage_of(release, index)
-    request = approval_request_create(
-        actor=User.system(),
+    request = approval_request_open(
         environment=release.environment,
         action=actions.RELEASE_ADVANCE.name,
         parameters={"release": release.pk, "stage": index},
@@ -397,10 +396,9 @@ def release_review(*, actor: User, release: Release, reason: str, evidence: Any)
     opened (pending_request_id), and resuming goes through it."""
     release = release_pause(actor=actor, release=release, reason=reason, evidence=evidence)
     if needs_request(release) and release.pending_request_id is None:
-        from approvals.services import approval_request_create
+        from approvals.services import approval_request_open
 
-        request = approval_request_create(
-            actor=User.system(),
+        request = approval_request_open(
             environment=release.environment,
             action=actions.RELEASE_RESUME.name,
             parameters={"release": release.pk},
