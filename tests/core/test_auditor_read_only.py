@@ -25,7 +25,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
 from django.http import HttpResponse
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from guardian.models import GroupObjectPermission, UserObjectPermission
@@ -107,7 +107,11 @@ GET_NOT_200: dict[str, tuple[int, str]] = {
     "api_not_found": (404, "no endpoint there: the API's JSON 404"),
     "approval_request_new": (403, "making a request: auditors request nothing"),
     "flags:state_request": (403, "the request editor's submit: auditors request nothing"),
+    "rollouts:oncall_index": (302, "the nav's link: to the last environment's on-call page"),
 }
+# POSTs that change nothing but lead to a page that would: they answer 303 to it, and that
+# page refuses (approval_request_new above).
+PREPARES_A_REQUEST = {"rollouts:rollback_restore_request"}
 
 # The mutations the domain has today: the walk must reach each and see the policy refuse it
 # (so it cannot pass by bouncing every request on a bad body).
@@ -293,6 +297,11 @@ class World:
             "id": lambda: self.approvals["pending"].pk,
             "item": lambda: self.approvals["pending"].checklist.get().pk,
         }
+        if kwarg in ("pk", "id") and route.name.startswith(("rollouts:", "api:release")):
+            by_route.setdefault((route.name, kwarg), lambda: self.approvals["release"].pk)
+        if kwarg in ("pk", "id") and route.name.startswith(("rollouts:deployment", "api:deploy")):
+            by_route[(route.name, kwarg)] = lambda: self.approvals["deployment"].pk
+        by_name.setdefault("step", lambda: "pause")
         maker = by_route.get((route.name, kwarg)) or by_name.get(kwarg)
         if maker is None:
             raise Unfillable(
@@ -381,6 +390,35 @@ def _payloads(world: World) -> dict[tuple[str, str], dict[str, Any]]:
             "reason": refusal,
         },
         ("api:environment_rollback", "POST"): {"reason": refusal},
+        ("rollouts:oncall_rollback", "POST"): {
+            "confirm": world.production.name,
+            "reason": refusal,
+        },
+        ("rollouts:oncall_partial", "POST"): {
+            "scope": "flag",
+            "flag": world.flag.key,
+            "reason": refusal,
+        },
+        ("rollouts:control", "POST"): {"reason": refusal},
+        ("api:releases", "POST"): {
+            "name": "auditor-release",
+            "environment": world.production.slug,
+            "flags": [world.flag.key],
+            "plan": "five-stage",
+            "gates": [
+                {"name": "errors", "metric": "error_rate", "threshold": 5, "window_seconds": 300}
+            ],
+        },
+        ("api:metrics", "POST"): {
+            "samples": [
+                {
+                    "environment": world.approvals["release"].environment.slug,
+                    "release": world.approvals["release"].pk,
+                    "metric": "error_rate",
+                    "value": 1.0,
+                }
+            ]
+        },
         ("api:flag_accept", "POST"): {"version": state.version, "reason": refusal},
         ("approvals:decide", "POST"): {
             "decision": "go",
@@ -469,6 +507,9 @@ def world(
     approvals["rollback"] = environment_rollback(
         actor=oncall, environment=development, reason="drill"
     ).rollback
+    from tests.rollouts.factories import rollouts_rows
+
+    approvals.update(rollouts_rows(flag=flag, requester=oncall))
     notification_rows(production)
     Group.objects.create(name="probe-group")
     # Sign-in records (django-axes): one success, one failure, so its admin pages have rows.
@@ -566,6 +607,12 @@ def _refusal_problem(route: Route, method: str, response: HttpResponse) -> str:
         return ""
     if route.name in STATE_BEFORE_POLICY and status == 409:
         return ""
+    if route.name in PREPARES_A_REQUEST and status == 303:
+        return (
+            ""
+            if response["Location"].startswith(reverse("approval_request_new"))
+            else (f"answered 303 to {response['Location']}, not to the request page")
+        )
     return f"answered {status}, not a refusal (403/405)"
 
 

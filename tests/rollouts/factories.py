@@ -124,3 +124,18 @@ class DeploymentEventFactory(factory.django.DjangoModelFactory):
     deployment = factory.SubFactory(DeploymentFactory)
     event = "started"
     actor = factory.LazyAttribute(lambda o: o.deployment.requested_by)
+
+
+def rollouts_rows(*, flag, requester) -> dict:
+    """One row of each kind the rollouts pages and admin name: a live staging release with a
+    stage, a gate and an evaluation, and a deployment."""
+    release = ReleaseFactory(requested_by=requester, status="in_progress", current_stage_index=0)
+    ReleaseFlagFactory(release=release, flag=flag)
+    stage = StageFactory(release=release, index=0)
+    gate = GateFactory(release=release, stage=stage)
+    GateEvaluationFactory(gate=gate)
+    MetricSampleFactory(release=release, submitted_by=requester)
+    ReleaseEventFactory(release=release)
+    deployment = DeploymentFactory(requested_by=requester)
+    DeploymentEventFactory(deployment=deployment)
+    return {"release": release, "deployment": deployment}

@@ -341,7 +341,7 @@ def test_dashboard__many_live_releases__same_number_of_queries(
     live_release(evaluations=1, samples=1)
     client.force_login(developer)
     client.get("/")
-    with django_assert_max_num_queries(13) as few:
+    with django_assert_max_num_queries(15) as few:
         client.get("/")
     for environment in ("development", "staging", "production", "staging"):
         live_release(environment=environment, evaluations=1, samples=1)
