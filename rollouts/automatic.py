@@ -9,9 +9,8 @@ the same release only the first acts, and a human's action in between wins."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
@@ -81,12 +80,6 @@ class Decision:
         return cls(release.pk, _fingerprint(release), action, reason, evidence, list(evaluations))
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
-
-
 def evidence_of(gate: Gate, result: Any) -> dict[str, Any]:
     """A gate result as the audit event and the notification carry it."""
     return {
@@ -100,7 +93,7 @@ def evidence_of(gate: Gate, result: Any) -> dict[str, Any]:
         "consecutive_errors": gate.consecutive_errors,
         "on_failure": gate.on_failure,
         "advisory": gate.advisory,
-        **{key: _json_safe(value) for key, value in asdict(result).items()},
+        **result.as_dict(),
     }
 
 

@@ -18,8 +18,8 @@ A tick runs in two steps per batch of releases:
 A gate is evaluated when its stage has run one full window, and no sooner than half an
 interval after its previous evaluation (two ticks queued back to back count once toward the
 Nth-consecutive rule). Evaluations are kept when the outcome changes and at least once a
-minute per gate. Paused releases are evaluated and shown; only the actions that reduce
-exposure (rollback, halve) still fire for them, and they never advance.
+minute per gate. Paused releases are evaluated and shown; only a rollback still fires for
+them, and they never advance.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from .models import (
     ReleaseStatus,
     Stage,
 )
-from .services import release_hold_restart
+from .services import needs_request, release_hold_restart
 
 logger = logging.getLogger("rollouts.monitor")
 
@@ -65,8 +65,9 @@ _STRENGTH = {
     OnFailure.REVIEW: 2,
     OnFailure.PAUSE: 1,
 }
-# A paused release is already paused: only what reduces exposure further still fires.
-_ACTS_WHEN_PAUSED = {OnFailure.ROLLBACK, OnFailure.HALVE}
+# A paused release waits for people: only a rollback still fires (a halve would halve again
+# on every tick of a gate that keeps failing; pause and review are where it already is).
+_ACTS_WHEN_PAUSED = {OnFailure.ROLLBACK}
 
 
 @dataclass
@@ -173,10 +174,13 @@ def _batch_evaluate(
 
 
 def _current_stage(release: Release) -> Stage | None:
-    for stage in release.stages.all():
-        if stage.index == release.current_stage_index:
-            return stage
-    return None
+    if release.current_stage_index is None:
+        return None
+    return _stage_at(release, release.current_stage_index)
+
+
+def _stage_at(release: Release, index: int) -> Stage | None:
+    return next((stage for stage in release.stages.all() if stage.index == index), None)
 
 
 def _applies(gate: Gate) -> bool:
@@ -373,6 +377,9 @@ def _advance_decision(
     stage = _current_stage(release)
     if stage is None or release.pending_request_id is not None:
         return None
+    following = _stage_at(release, stage.index + 1)
+    if following is not None and following.needs_go and not needs_request(release):
+        return None  # where no approval is required, a person's advance is the go
     held_since = release.hold_started_at or release.stage_entered_at
     if held_since is None or now < held_since + dt.timedelta(seconds=stage.hold_seconds):
         return None
