@@ -293,6 +293,15 @@ CELERY_BEAT_SCHEDULE.pop("monitor-heartbeat", None)
 # Approval requests expire this long after they were made, or at their window's end if later.
 APPROVAL_REQUEST_TTL_HOURS = env.float("APPROVAL_REQUEST_TTL_HOURS", default=72.0)
 
+# --- Metric gates (rollouts/gates.py, docs/gates.md) -------------------------------------
+# This many consecutive `error` evaluations of a gate pause its release.
+GATE_ERROR_LIMIT = env.int("GATE_ERROR_LIMIT", default=4)
+# Metric samples and gate evaluations older than this many days are pruned.
+METRIC_RETENTION_DAYS = env.int("METRIC_RETENTION_DAYS", default=30)
+# Prometheus gates query <PROMETHEUS_URL>/api/v1/query; empty: such gates answer `error`.
+PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="")
+PROMETHEUS_TIMEOUT = env.float("PROMETHEUS_TIMEOUT", default=5.0)  # seconds, per query
+
 # --- Request size ----------------------------------------------------------------
 # Larger bodies answer 413 (releasecontrol.middleware.InputValidationMiddleware); nothing
 # here takes file uploads.
