@@ -37,6 +37,7 @@ from .revisions import (
     as_stored,
     ensure_open,
     expiry_of,
+    lifecycle_tell,
     new_revision,
     refuse,
     request_lock,
@@ -181,7 +182,9 @@ def approval_request_create(
     _check_windows(request)
     authorize(
         actor,
-        actions.APPROVAL_REQUEST_CREATE,
+        # Automation opens a request (a stage that needs a go, a review) but never asks on
+        # anyone's behalf otherwise: its own action, recorded as the system's.
+        actions.APPROVAL_REQUEST_OPEN if actor.is_system else actions.APPROVAL_REQUEST_CREATE,
         environment,
         target=Target("approvalrequest", "", request.title),
         requested={"action": action, "parameters": request.parameters},
@@ -210,12 +213,15 @@ def approval_request_create(
     save_with_hash(request)
     audit_record(
         actor=actor,
-        action=actions.APPROVAL_REQUEST_CREATE.name,
+        action=(
+            actions.APPROVAL_REQUEST_OPEN if actor.is_system else actions.APPROVAL_REQUEST_CREATE
+        ).name,
         environment=environment,
         target=request_target(request),
         after={**request_view(request), "preview": request.preview},
         reason=reason,
     )
+    lifecycle_tell(request, requestable.REQUEST_OPENED, actor=actor)
     notify_requested(request, actor=actor)
     return request
 
@@ -373,4 +379,5 @@ def approval_cancel(*, actor: User, request: ApprovalRequest, reason: str = "") 
         after=request_view(request),
         reason=reason,
     )
+    lifecycle_tell(request, Status.CANCELLED, actor=actor)
     return request
