@@ -29,7 +29,6 @@ afterwards. People, flags and the releases timed for the breach go through the s
 """
 
 # This script runs the programs it names (gunicorn) with arguments it builds.
-# ruff: noqa: S603, S607, S608
 
 from __future__ import annotations
 
@@ -305,8 +304,8 @@ def ingestion_rows(
 def measure_ingestion(who: dict[str, Any], count: int, batch: int) -> dict[str, Any]:
     from django.db import connection
     from django.utils import timezone
-
     from rollouts.metrics import metric_samples_submit
+
     from rollouts.models import MetricSample, Release
 
     releases = list(Release.objects.order_by("pk").values_list("pk", flat=True)[:1000])
@@ -322,14 +321,16 @@ def measure_ingestion(who: dict[str, Any], count: int, batch: int) -> dict[str, 
         "environment_id, release_id, metric, cohort, value, time, submitted_by_id, received_at"
     )
     started = time.perf_counter()
-    with connection.cursor() as cursor:
-        with cursor.copy(f"COPY rollouts_metricsample ({columns}) FROM STDIN") as copy:
-            received = timezone.now()
-            for row in rows:
-                copy.write_row(
-                    (who["staging"].pk, row["release"], row["metric"], row["cohort"],
-                     row["value"], row["time"], who["monitoring"].pk, received)
-                )  # fmt: skip
+    received = timezone.now()
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY rollouts_metricsample ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(
+                (who["staging"].pk, row["release"], row["metric"], row["cohort"],
+                 row["value"], row["time"], who["monitoring"].pk, received)
+            )  # fmt: skip
     bare = time.perf_counter() - started
     MetricSample.objects.filter(pk__gt=first_new).delete()
     return {
@@ -443,7 +444,7 @@ def benchmark(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> str:
     tick = result["tick"]
-    first, steady = tick["first"], tick["steady"][-1]
+    first, steady, breach = tick["first"], tick["steady"][-1], result["breach"]
     lines = [
         f"{result['releases']} releases, {result['load']['samples']:,} samples",
         "",
@@ -456,9 +457,10 @@ def report(result: dict[str, Any]) -> str:
         f"{steady['evaluations_recorded']} |",
         f"| bare aggregate (median) | {tick['bare_median']:.3f} s | 1 | - | - |",
         "",
-        f"steady tick / bare aggregate: {tick['ratio']:.2f}x (first tick {tick['first_ratio']:.2f}x)",
-        f"breach to committed rollback: median {result['breach']['median'] * 1000:.0f} ms "
-        f"over {result['breach']['trials']} ({', '.join(f'{s * 1000:.0f}' for s in result['breach']['seconds'])} ms)",
+        f"steady tick / bare aggregate: {tick['ratio']:.2f}x "
+        f"(first tick {tick['first_ratio']:.2f}x)",
+        f"breach to committed rollback: median {breach['median'] * 1000:.0f} ms over "
+        f"{breach['trials']} trials ({', '.join(f'{s * 1000:.0f}' for s in breach['seconds'])} ms)",
     ]
     if "ingestion" in result:
         ing = result["ingestion"]
@@ -468,9 +470,10 @@ def report(result: dict[str, Any]) -> str:
             f"({ing['rows']:,} rows, batches of {ing['batch']})"
         )
     if "http" in result:
+        http = result["http"]
         lines.append(
             f"ingestion over HTTP (one keep-alive client): "
-            f"{result['http']['rows_per_second']:,.0f} rows/s (batches of {result['http']['batch']})"
+            f"{http['rows_per_second']:,.0f} rows/s (batches of {http['batch']})"
         )
     lines += ["", "EXPLAIN ANALYZE of the aggregate query:", tick["explain"]]
     return "\n".join(lines)

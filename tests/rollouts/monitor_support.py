@@ -53,6 +53,7 @@ def notify_to(environment: Environment, actor: User) -> None:
         environment=environment,
         notification_emails="oncall@example.com",
         webhook_url="https://hooks.example.com/release-control",
+        webhook_secret="whsec-test-0123456789abcdef",
         reason="tell on-call",
     )
 

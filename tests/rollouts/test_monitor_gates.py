@@ -152,7 +152,7 @@ def test_monitor_tick__third_consecutive_failure__rolls_back_as_the_system_with_
     assert release.status == ReleaseStatus.ROLLED_BACK
     assert flag_state("new-checkout", told).mode == Mode.OFF
     [event] = system_events("release.rollback", release)
-    assert (event.actor_kind, event.outcome) == ("system", "allowed")
+    assert (event.actor_kind, event.outcome) == ("system", "ok")
     assert "failed 3 consecutive" in event.reason
     [evidence] = event.after["evidence"]
     assert (evidence["gate"], evidence["outcome"], evidence["value"]) == ("errors", "failure", 9.0)

@@ -40,9 +40,7 @@ def test_metrics_prune__rows_past_retention__deleted_in_batches_younger_kept(his
     assert (report.samples_deleted, report.evaluations_deleted) == (7, 7)
     assert report.complete
     assert sorted(MetricSample.objects.values_list("time", flat=True)) == history["young"]
-    assert sorted(GateEvaluation.objects.values_list("evaluated_at", flat=True)) == history[
-        "young"
-    ]
+    assert sorted(GateEvaluation.objects.values_list("evaluated_at", flat=True)) == history["young"]
 
 
 def test_metrics_prune__more_than_the_batches_allow__stops_and_says_so(history):
