@@ -91,16 +91,20 @@ def untrusted_submitters(gate: Gate) -> tuple[int, ...]:
     return tuple(sorted({release.requested_by_id, *editors}))
 
 
-def push_requests(gate: Gate, *, now: datetime) -> list[WindowRequest]:
+def push_requests(
+    gate: Gate, *, now: datetime, untrusted: tuple[int, ...] | None = None
+) -> list[WindowRequest]:
     """The windows a push gate reads at `now`: the canary cohort, and the control cohort
-    when the gate has a baseline (aggregates.window_stats answers them all in one query)."""
+    when the gate has a baseline (aggregates.window_stats answers them all in one query).
+    `untrusted` defaults to untrusted_submitters(gate)."""
     start = now - timedelta(seconds=gate.window_seconds)
     cohorts = [Cohort.CANARY.value]
     wants_values = False
     if gate.baseline:
         cohorts.append(str(gate.baseline.get("cohort") or Cohort.CONTROL.value))
         wants_values = gate.baseline.get("method") == "mann_whitney"
-    untrusted = untrusted_submitters(gate)
+    if untrusted is None:
+        untrusted = untrusted_submitters(gate)
     return [
         WindowRequest(
             release_id=gate.release_id,
