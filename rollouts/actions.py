@@ -63,6 +63,10 @@ RELEASE_ROLLBACK = _release_action(
 RELEASE_RETURN_TO_DRAFT = _release_action(
     "release.return_to_draft", "Return a release to draft", reduces=True, execution=False
 )
+# Recorded, not authorized (the request's opening was): a start request opened for a release.
+START_REQUESTED = "release.start_requested"
+# Recorded when a person's direct change of a release's flag paused the release.
+PAUSED_BY_HAND = "release.paused_by_flag_change"
 METRICS_SUBMIT = register(
     name="metrics.submit",
     description="Submit metric samples",
