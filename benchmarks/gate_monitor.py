@@ -294,7 +294,7 @@ def ingestion_rows(
             "release": releases[i % len(releases)],
             "metric": GATES[i % 5][1],
             "value": round(rng.uniform(0, 2), 3),
-            "time": (now - dt.timedelta(seconds=i % 600)).isoformat(),
+            "time": now - dt.timedelta(seconds=i % 600),
             "cohort": "canary",
         }
         for i in range(count)
@@ -304,8 +304,8 @@ def ingestion_rows(
 def measure_ingestion(who: dict[str, Any], count: int, batch: int) -> dict[str, Any]:
     from django.db import connection
     from django.utils import timezone
-    from rollouts.metrics import metric_samples_submit
 
+    from rollouts.metrics import metric_samples_submit
     from rollouts.models import MetricSample, Release
 
     releases = list(Release.objects.order_by("pk").values_list("pk", flat=True)[:1000])
@@ -360,7 +360,7 @@ def measure_http(who: dict[str, Any], database_url: str, count: int, batch: int)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         started = time.perf_counter()
         for k in range(0, count, batch):
-            body = json.dumps({"samples": rows[k : k + batch]}).encode()
+            body = json.dumps({"samples": rows[k : k + batch]}, default=str).encode()
             status, _, answer = request(server, "POST", "/api/v1/metrics", body, **headers)
             if status != 202:
                 sys.exit(f"bench: POST /api/v1/metrics answered {status}: {answer[:300]!r}")
@@ -378,11 +378,11 @@ def measure_breach(who: dict[str, Any], trials: int) -> dict[str, Any]:
     from django.utils import timezone
 
     from flags.services import flag_create
-    from rollouts.models import MetricSample, Release, ReleaseEvent, ReleaseStatus
+    from rollouts.models import Gate, MetricSample, Release, ReleaseEvent, ReleaseStatus
     from rollouts.monitor import monitor_tick
     from rollouts.services import release_create, release_start
 
-    times = []
+    times, ticks = [], []
     for trial in range(trials):
         key = f"bench-breach-{secrets.token_hex(4)}-{trial}"
         flag = flag_create(actor=who["manager"], key=key, name=key)
@@ -395,12 +395,21 @@ def measure_breach(who: dict[str, Any], trials: int) -> dict[str, Any]:
             reason="bench",
         )  # fmt: skip
         release = release_start(actor=who["manager"], release=release, reason="bench")
-        # As if it started a minute ago, so its gate is due now.
-        a_minute_ago = timezone.now() - dt.timedelta(seconds=60)
+        # As if it started a minute ago with healthy samples, and every gate last evaluated
+        # one interval ago: the timed tick is a steady tick of all 5,000 gates plus this one.
+        now = timezone.now()
         Release.objects.filter(pk=release.pk).update(
-            stage_entered_at=a_minute_ago, hold_started_at=a_minute_ago
+            stage_entered_at=now - dt.timedelta(seconds=60),
+            hold_started_at=now - dt.timedelta(seconds=60),
         )
-        monitor_tick()  # its gate sees nothing yet (no data would pause: give it a sample)
+        MetricSample.objects.create(
+            environment=who["staging"], release=release, metric="error_rate", value=1.0,
+            time=now - dt.timedelta(seconds=20), submitted_by=who["monitoring"],
+        )  # fmt: skip
+        Gate.objects.update(
+            last_evaluated_at=now - dt.timedelta(seconds=SAMPLE_EVERY),
+            last_recorded_at=now - dt.timedelta(seconds=30),
+        )
         committed = time.perf_counter()
         MetricSample.objects.create(
             environment=who["staging"], release=release, metric="error_rate", value=50.0,
@@ -408,13 +417,19 @@ def measure_breach(who: dict[str, Any], trials: int) -> dict[str, Any]:
         )  # fmt: skip
         report = monitor_tick()
         done = time.perf_counter()
+        ticks.append(report.duration_seconds)
         status = Release.objects.get(pk=release.pk).status
         if status != ReleaseStatus.ROLLED_BACK:
             sys.exit(f"bench: the breach trial ended {status}, not rolled back: {report}")
         event = ReleaseEvent.objects.get(release=release, kind="rolled_back")
         assert event.automatic
         times.append(done - committed)
-    return {"trials": trials, "seconds": times, "median": statistics.median(times)}
+    return {
+        "trials": trials,
+        "seconds": times,
+        "median": statistics.median(times),
+        "tick_seconds": ticks,
+    }
 
 
 # --- Report ---------------------------------------------------------------------------------
