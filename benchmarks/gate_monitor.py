@@ -240,17 +240,7 @@ def explain_aggregate(now: dt.datetime) -> str:
 
     gates = list(Gate.objects.select_related("release__environment"))
     requests = [req for gate in gates for req in push_requests(gate, now=now)]
-    params = [
-        list(range(len(requests))),
-        [r.release_id for r in requests],
-        [r.metric for r in requests],
-        [r.cohort for r in requests],
-        [r.start for r in requests],
-        [r.end for r in requests],
-        [r.quantile for r in requests],
-        ["{}" for _ in requests],
-        [r.want_values for r in requests],
-    ]
+    params = aggregates._parameters(requests)
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + aggregates._sql(), params)
         return "\n".join(row[0] for row in cursor.fetchall())
