@@ -15,6 +15,7 @@ from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from approvals.schedule import approvals_beat_schedule
+from rollouts.schedule import rollouts_beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -278,6 +279,16 @@ CELERY_BEAT_SCHEDULE["notifications-deliver"] = {
     "schedule": NOTIFICATION_DELIVERY_INTERVAL,
     "options": {"expires": NOTIFICATION_DELIVERY_INTERVAL},
 }
+
+# --- Gate monitor (rollouts/monitor.py): one tick every GATE_MONITOR_INTERVAL seconds --------
+GATE_MONITOR_INTERVAL = env.float("GATE_MONITOR_INTERVAL", default=10.0)
+# Releases one tick takes per transaction (a tick goes on batch after batch until none is left).
+GATE_MONITOR_BATCH = env.int("GATE_MONITOR_BATCH", default=1000)
+METRICS_PRUNE_INTERVAL = env.float("METRICS_PRUNE_INTERVAL", default=3600.0)
+CELERY_BEAT_SCHEDULE.update(rollouts_beat_schedule(GATE_MONITOR_INTERVAL, METRICS_PRUNE_INTERVAL))
+# The tick stamps the heartbeat itself when it completes: a separate heartbeat task would stay
+# fresh while every tick fails.
+CELERY_BEAT_SCHEDULE.pop("monitor-heartbeat", None)
 
 # Approval requests expire this long after they were made, or at their window's end if later.
 APPROVAL_REQUEST_TTL_HOURS = env.float("APPROVAL_REQUEST_TTL_HOURS", default=72.0)
