@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 
 from flags.models import Mode
 
+from . import presets
 from .models import Aggregate, Cohort, Comparator, NoData, OnFailure
 
 DAY = 24 * 3600
@@ -179,16 +180,10 @@ GATE_FIELDS = (
 def _preset_expand(raw: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     """{"preset": name, ...overrides}: the preset's fields under the overrides given."""
     name = raw.get("preset")
-    try:
-        from . import presets  # the seeds' gate presets
-    except ImportError:
-        raise ValidationError({f"{where}.preset": "gate presets are not available"}) from None
-    found = presets.PRESETS.get(name) if isinstance(name, str) else None
-    if found is None:
-        known = ", ".join(sorted(presets.PRESETS))
+    if not isinstance(name, str) or name not in presets.PRESETS_BY_NAME:
+        known = ", ".join(sorted(presets.PRESETS_BY_NAME))
         raise ValidationError({f"{where}.preset": f"no preset {str(name)[:60]!r}: one of {known}"})
-    spec = dict(found) if isinstance(found, Mapping) else dict(asdict(found))
-    return {**spec, **{k: v for k, v in raw.items() if k != "preset"}}
+    return {**presets.gate_preset(name), **{k: v for k, v in raw.items() if k != "preset"}}
 
 
 def _choice(raw: Mapping, field: str, choices: type, default: str, where: str, errors: dict):

@@ -1,8 +1,10 @@
 """The five gate presets: plain specs in the API's shape that make valid gates."""
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from releasecontrol.models import Environment
+from rollouts.plans import gate_spec_clean
 from rollouts.presets import GATE_PRESETS, gate_from_spec, gate_preset
 from tests.rollouts.factories import ReleaseFactory
 
@@ -80,3 +82,19 @@ def test_gate_from_spec__prometheus_source__promql_set():
     )
 
     assert gate.promql == "up == 0"
+
+
+@pytest.mark.parametrize("preset", [p["name"] for p in GATE_PRESETS])
+def test_gate_spec_clean__preset_with_override__the_preset_gate_as_overridden(preset):
+    clean = gate_spec_clean({"preset": preset, "threshold": 2.5}, "gates[0]")
+    expected = gate_preset(preset, threshold=2.5)
+    assert clean["metric"] == expected["metric"]
+    assert clean["on_failure"] == expected["on_failure"]
+    assert clean["threshold"] == 2.5
+
+
+def test_gate_spec_clean__unknown_preset__400_naming_the_known_ones():
+    with pytest.raises(ValidationError) as refused:
+        gate_spec_clean({"preset": "../etc"}, "gates[0]")
+    message = refused.value.message_dict["gates[0].preset"][0]
+    assert "'../etc'" in message and "error-rate" in message
