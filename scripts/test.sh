@@ -62,6 +62,18 @@ if ((${#missing[@]})); then
     apt-get update -qq
     apt-get install -y -qq -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
 fi
+# The live Prometheus gate test runs Debian's server (its recommends are not needed).
+if ! command -v prometheus >/dev/null; then
+    if is_root; then
+        say "installing Debian package: prometheus"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 prometheus >/dev/null
+    else
+        say "WARNING: prometheus is missing, so the live Prometheus gate test will fail."
+        say "WARNING: install it with: sudo apt-get install --no-install-recommends prometheus"
+    fi
+fi
 
 # --- throwaway servers -----------------------------------------------------------------------
 tmp=""
