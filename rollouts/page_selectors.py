@@ -12,14 +12,15 @@ import datetime as dt
 import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import (
     Avg,
     Count,
-    DateTimeField,
     F,
     Func,
+    IntegerField,
     OuterRef,
     QuerySet,
     Subquery,
@@ -145,11 +146,36 @@ def evaluations_page_query(release: Release) -> QuerySet[GateEvaluation]:
     )
 
 
-class DateBin(Func):
-    """PostgreSQL's date_bin(stride, source, origin): the start of the bucket `source` is in."""
+class TimeBucket(Func):
+    """Which `stride`-second bucket after `origin` the time `source` falls in (0, 1, ...), on
+    PostgreSQL and on SQLite (the embedded default), which has no date_bin."""
 
-    function = "date_bin"
-    output_field = DateTimeField()
+    output_field = IntegerField()
+
+    def __init__(self, source: Any, *, origin: dt.datetime, stride: int) -> None:
+        super().__init__(source, Value(origin), Value(stride))
+
+    def _parts(self, compiler: Any, connection: Any) -> tuple[list[str], list[Any]]:
+        sqls, params = [], []
+        for expression in self.source_expressions:
+            sql, expression_params = compiler.compile(expression)
+            sqls.append(sql)
+            params.extend(expression_params)
+        return sqls, params
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        (source, origin, stride), params = self._parts(compiler, connection)
+        return (
+            f"CAST(floor(extract(epoch FROM ({source} - {origin})) / {stride}) AS integer)",
+            params,
+        )
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        (source, origin, stride), params = self._parts(compiler, connection)
+        return (
+            f"CAST((julianday({source}) - julianday({origin})) * 86400.0 / {stride} AS integer)",
+            params,
+        )
 
 
 @dataclass(frozen=True)
@@ -174,18 +200,25 @@ def sample_series(
     query."""
     if not metrics:
         return []
-    stride = dt.timedelta(seconds=bucket_seconds(start, end))
+    stride = bucket_seconds(start, end)
     rows = (
         MetricSample.objects.filter(
             release=release, metric__in=list(metrics), time__gt=start, time__lte=end
         )
-        .annotate(bucket=DateBin(Value(stride), F("time"), Value(start)))
+        .annotate(bucket=TimeBucket(F("time"), origin=start, stride=stride))
         .values("metric", "cohort", "bucket")
         .annotate(value=Avg("value"), count=Count("pk"))
         .order_by("metric", "cohort", "bucket")
     )
     return [
-        SamplePoint(r["metric"], r["cohort"], r["bucket"], r["value"], r["count"]) for r in rows
+        SamplePoint(
+            r["metric"],
+            r["cohort"],
+            start + dt.timedelta(seconds=r["bucket"] * stride),
+            r["value"],
+            r["count"],
+        )
+        for r in rows
     ]
 
 

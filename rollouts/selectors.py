@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.http import Http404
 
 from releasecontrol.models import Environment
@@ -50,11 +50,15 @@ def latest_evaluations(releases: Sequence[Release]) -> dict[int, GateEvaluation]
     gate_ids = [g.pk for r in releases for g in r.gates.all()]
     if not gate_ids:
         return {}
-    rows = (
-        GateEvaluation.objects.filter(gate_id__in=gate_ids)
-        .order_by("gate_id", "-evaluated_at", "-pk")
-        .distinct("gate_id")
+    # Per gate, its newest evaluation's id (an index range scan of (gate, evaluated_at)),
+    # portable to SQLite, the embedded default, which has no DISTINCT ON.
+    newest = (
+        GateEvaluation.objects.filter(gate_id=OuterRef("pk"))
+        .order_by("-evaluated_at", "-pk")
+        .values("pk")[:1]
     )
+    latest_ids = Gate.objects.filter(pk__in=gate_ids).annotate(latest=Subquery(newest))
+    rows = GateEvaluation.objects.filter(pk__in=latest_ids.values("latest"))
     return {e.gate_id: e for e in rows}
 
 
