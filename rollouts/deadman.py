@@ -30,6 +30,17 @@ def metric_latest_sample_times(
     step of the window index per pair, however many samples there are."""
     if not pairs:
         return {}
+    if connection.vendor != "postgresql":
+        # SQLite, the embedded default: a few demo releases, one indexed lookup per pair.
+        return {
+            (release_id, metric): MetricSample.objects.filter(
+                release_id=release_id, metric=metric, cohort=Cohort.CANARY
+            )
+            .order_by("-time")
+            .values_list("time", flat=True)
+            .first()
+            for release_id, metric in pairs
+        }
     table = MetricSample._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(

@@ -274,6 +274,21 @@ def _gates_save(gates: list[Gate], now: dt.datetime) -> None:
     arrays of thousands of values costs more than the UPDATE itself)."""
     if not gates:
         return
+    if connection.vendor != "postgresql":
+        # SQLite, the embedded default (a few demo gates): the ORM's bulk update.
+        for gate in gates:
+            gate.last_evaluated_at = now
+        Gate.objects.bulk_update(
+            gates,
+            [
+                "consecutive_failures",
+                "consecutive_errors",
+                "last_outcome",
+                "last_evaluated_at",
+                "last_recorded_at",
+            ],
+        )
+        return
     rows = json.dumps(
         [
             [

@@ -1,5 +1,6 @@
 """The README's first command runs on SQLite (the embedded default): every page the demo data
-fills must answer there too, not only on PostgreSQL, where the rest of the suite runs."""
+fills, and the gate monitor's tick, must work there too, not only on PostgreSQL, where the
+rest of the suite runs."""
 
 import json
 import subprocess
@@ -15,7 +16,10 @@ from django.test import Client
 from django.test.utils import setup_test_environment
 from releasecontrol.models import User
 from rollouts.models import Release
+from rollouts.monitor import monitor_tick
 setup_test_environment()
+tick = monitor_tick()  # the gate monitor's work as beat would queue it there
+assert tick.gates_evaluated >= 2 and not tick.failed, tick
 client = Client()
 client.force_login(User.objects.get(username="rita"))
 release = Release.objects.order_by("pk").first()
@@ -32,7 +36,7 @@ print(json.dumps(answers))
 """
 
 
-def test_demo_on_sqlite__every_page_the_dashboard_links__answers_200(tmp_path):
+def test_demo_on_sqlite__monitor_ticks_and_every_page_the_dashboard_links__answers_200(tmp_path):
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
