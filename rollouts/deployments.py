@@ -372,7 +372,7 @@ def deployment_report(
             "not_go": DeploymentNotReady,
             "expired": DeploymentExpired,
         }.get(refusal.code, InvalidTransition)
-        raise error(refusal.detail, status=status)
+        raise error(refusal.detail, deployment_status=status)
     before = deployment_view(deployment)
     deployment.status = TRANSITIONS[(status, event)]
     deployment.updated_at = now
@@ -439,7 +439,7 @@ def deployment_cancel(*, actor: User, deployment: Deployment, reason: str = "") 
         raise InvalidTransition(
             f"Deployment #{deployment.pk} is {status}: only one awaiting approval or with its "
             "go, not started, can be cancelled.",
-            status=status,
+            deployment_status=status,
         )
     if status == DeploymentStatus.GO and actor.pk != deployment.requested_by_id:
         # Someone else's go is withdrawn only by someone who could have given it.
