@@ -177,31 +177,38 @@ def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / SECONDS_PER_HOUR, 3)
 
 
-def _percentiles(
+def _measures(condition: Q, fields: tuple[str, str], fractions: dict[str, float]) -> dict:
+    """Percentile aggregates of a duration, where the database computes them (PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return {}
+    return {
+        name: Percentile(_duration(*fields), fraction, filter=condition)
+        for name, fraction in fractions.items()
+    }
+
+
+def _read_percentiles(
+    found: dict[str, Any],
     rows: QuerySet[Deployment],
     condition: Q,
     fields: tuple[str, str],
-    fractions: tuple[float, ...],
+    fractions: dict[str, float],
     group: str | None = None,
-) -> dict[Any, list[float | None]]:
-    """{group value (None without a group): [seconds at each fraction]}."""
+) -> dict[Any, dict[str, float | None]]:
+    """{group value (None without a group): {name: seconds}}: from the aggregate's answer
+    on PostgreSQL; elsewhere from the two time columns of the rows the figure counts."""
     if connection.vendor == "postgresql":
-        measures = {
-            f"p{i}": Percentile(_duration(*fields), fraction, filter=condition)
-            for i, fraction in enumerate(fractions)
-        }
-        if group is None:
-            found = rows.aggregate(**measures)
-            return {None: [found[f"p{i}"] for i in range(len(fractions))]}
-        grouped = rows.filter(condition).values(group).annotate(**measures).order_by(group)
-        return {r[group]: [r[f"p{i}"] for i in range(len(fractions))] for r in grouped}
+        return {None: {name: found.get(name) for name in fractions}}
     durations: dict[Any, list[float]] = {}
     end, start = fields
     picked = [group, end, start] if group else [end, start]
     for row in rows.filter(condition).values_list(*picked):
         key = row[0] if group else None
         durations.setdefault(key, []).append((row[-2] - row[-1]).total_seconds())
-    return {k: [_percentile(v, f) for f in fractions] for k, v in durations.items()}
+    return {
+        key: {name: _percentile(values, f) for name, f in fractions.items()}
+        for key, values in durations.items()
+    }
 
 
 @dataclass
@@ -262,7 +269,10 @@ def dora_figures(
     when = _conditions(period)
     touched = period.of("succeeded_at") | period.of("finished_at") | period.of("rolled_back_at")
     rows = annotated(dora_rows(environment, service).filter(touched))
-    counts = rows.aggregate(
+    lead_fractions, recovery_fractions = {"lead_p50": 0.5, "lead_p90": 0.9}, {"recovery_p50": 0.5}
+    found = rows.aggregate(
+        **_measures(when["lead"], LEAD, lead_fractions),
+        **_measures(when["recovered"], RECOVERY, recovery_fractions),
         successes=Count("pk", filter=when["success"]),
         lead_time_samples=Count("pk", filter=when["lead"]),
         changes=Count("pk", filter=when["change"]),
@@ -273,9 +283,12 @@ def dora_figures(
         failures=Count("pk", filter=when["failure"]),
         recovered=Count("pk", filter=when["recovered"]),
     )
+    lead = _read_percentiles(found, rows, when["lead"], LEAD, lead_fractions).get(None, {})
+    recovery = _read_percentiles(found, rows, when["recovered"], RECOVERY, recovery_fractions).get(
+        None, {}
+    )
+    counts = {name: value for name, value in found.items() if isinstance(value, int)}
     counts["unrecovered"] = counts["failures"] - counts["recovered"]
-    lead = _percentiles(rows, when["lead"], LEAD, (0.5, 0.9))[None]
-    recovery = _percentiles(rows, when["recovered"], RECOVERY, (0.5,))[None]
     return DoraFigures(
         environment=environment.slug if environment else None,
         service=service,
@@ -284,9 +297,9 @@ def dora_figures(
         end=period.end,
         change_failure_window_hours=float(settings.CHANGE_FAILURE_WINDOW_HOURS),
         deployment_frequency_per_day=round(counts["successes"] / period.days, 4),
-        lead_time_hours={"p50": _hours(lead[0]), "p90": _hours(lead[1])},
+        lead_time_hours={"p50": _hours(lead.get("lead_p50")), "p90": _hours(lead.get("lead_p90"))},
         change_failure_rate=_rate(counts["change_failures"], counts["changes"]),
-        recovery_time_hours={"p50": _hours(recovery[0])},
+        recovery_time_hours={"p50": _hours(recovery.get("recovery_p50"))},
         counts=counts,
         weeks=_weeks(rows, period, when),
     )
@@ -308,20 +321,33 @@ def _weeks(rows: QuerySet[Deployment], period: Period, when: dict[str, Q]) -> li
         monday = _monday(key)
         return weeks.setdefault(monday, DoraWeek(week=monday.date().isoformat()))
 
-    by_success = rows.annotate(w=TruncWeek("succeeded_at", tzinfo=utc))
-    for row in by_success.filter(when["success"]).values("w").annotate(n=Count("pk")):
-        week(row["w"]).successes = row["n"]
-    for key, (p50, _p90) in _percentiles(by_success, when["lead"], LEAD, (0.5, 0.9), "w").items():
-        week(key).lead_time_hours_p50 = _hours(p50)
-    by_outcome = rows.annotate(w=TruncWeek("finished_at", tzinfo=utc)).filter(when["change"])
-    for row in by_outcome.values("w").annotate(
-        n=Count("pk"), failed=Count("pk", filter=when["change_failure"])
-    ):
-        found = week(row["w"])
-        found.changes, found.change_failures = row["n"], row["failed"]
-    by_failure = rows.annotate(w=TruncWeek("failure_at", tzinfo=utc))
-    for key, (p50,) in _percentiles(by_failure, when["recovered"], RECOVERY, (0.5,), "w").items():
-        week(key).recovery_time_hours_p50 = _hours(p50)
+    p50 = {"p50": 0.5}
+    grouped = [
+        ("succeeded_at", "success", "lead", LEAD),
+        ("finished_at", "change", None, None),
+        ("failure_at", "failure", "recovered", RECOVERY),
+    ]
+    for moment, counted, timed, fields in grouped:
+        by_week = rows.annotate(w=TruncWeek(moment, tzinfo=utc)).filter(when[counted])
+        measures = _measures(when[timed], fields, p50) if timed else {}
+        for row in by_week.values("w").annotate(
+            n=Count("pk"), failed=Count("pk", filter=when["change_failure"]), **measures
+        ):
+            found = week(row["w"])
+            if counted == "success":
+                found.successes = row["n"]
+                found.lead_time_hours_p50 = _hours(row.get("p50"))
+            elif counted == "change":
+                found.changes, found.change_failures = row["n"], row["failed"]
+            else:
+                found.recovery_time_hours_p50 = _hours(row.get("p50"))
+        if timed and connection.vendor != "postgresql":
+            for key, value in _read_percentiles({}, by_week, when[timed], fields, p50, "w").items():
+                hours = _hours(value["p50"])
+                if counted == "success":
+                    week(key).lead_time_hours_p50 = hours
+                else:
+                    week(key).recovery_time_hours_p50 = hours
     for monday, found in weeks.items():
         days = period.days_of_week(monday)
         found.deployment_frequency_per_day = round(found.successes / days, 4) if days else 0.0
