@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("approvals.request_new_urls")),
     path("audit/", include("releasecontrol.audit.urls")),
     path("approvals/", include("approvals.urls")),
+    path("", include("rollouts.urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(authentication_form=SignInForm),

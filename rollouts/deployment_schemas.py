@@ -11,6 +11,7 @@ from releasecontrol.schemas import MAX_INT64, Page, RequestBody, Timestamp
 
 from .deployment_input import MAX_DETAIL, MAX_NOTES, MAX_SMOKE
 from .deployment_status import EVENTS
+from .dora import MAX_DAYS
 from .models import DeploymentKind, DeploymentStatus
 
 KindName = Literal[tuple(DeploymentKind.values)]  # type: ignore[valid-type]
@@ -142,7 +143,7 @@ class DoraQuery(BaseModel):
     service: Annotated[str, StringConstraints(max_length=100)] | None = Field(
         None, description="A service; empty: every service."
     )
-    days: int = Field(30, ge=1, le=366, description="The period: the last N days.")
+    days: int = Field(30, ge=1, le=MAX_DAYS, description="The period: the last N days.")
 
 
 class LeadTimeOut(BaseModel):

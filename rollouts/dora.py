@@ -50,6 +50,7 @@ from releasecontrol.models import Environment
 
 from .models import Deployment, DeploymentStatus, ReleaseEvent, ReleaseEventKind, Rollback
 
+MAX_DAYS = 366
 FAILED_OUTCOMES = [DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK]
 SECONDS_PER_HOUR = 3600.0
 
@@ -125,7 +126,7 @@ class Period:
     end: dt.datetime
 
     def of(self, name: str) -> Q:
-        return Q(**{f"{name}__gte": self.start, f"{name}__lt": self.end})
+        return Q(**{f"{name}__gte": self.start, f"{name}__lte": self.end})
 
     @property
     def days(self) -> float:
