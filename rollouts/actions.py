@@ -65,3 +65,15 @@ DEPLOYMENT_CLOSE = register(
     approval=False,
     administrative=False,
 )
+DEPLOYMENT_IMPORT = register(
+    name="deployment.import",
+    # Past deployments brought in from another tool (or the demo data), for the history and
+    # DORA figures: an operator's act, changing nothing that is served.
+    description="Import past deployments",
+    permission=None,
+    mutates=True,
+    reduces_exposure=True,
+    production_execution=False,
+    approval=False,
+    administrative=True,
+)

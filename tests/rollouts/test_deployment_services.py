@@ -228,3 +228,37 @@ def test_register__hostile_fields__each_named_nothing_written(clock, people):
     assert set(invalid.value.message_dict) == {"service", "version", "commit", "artifact", "kind"}
     assert not Deployment.objects.exists()
     assert not AuditEvent.objects.filter(action="deployment.register").exists()
+
+
+def test_import__past_history__rows_events_one_audit_event_agents_refused(clock, people):
+    from rollouts.deployment_import import deployment_history_import
+
+    day = timezone.now() - dt.timedelta(days=3)
+    record = {
+        "environment": "production",
+        "service": "search",
+        "version": "5.0.0",
+        "commit": "abcdef1",
+        "commit_time": day - dt.timedelta(hours=1),
+        "artifact": "sha256:" + "cd" * 32,
+        "status": "succeeded",
+        "created_at": day,
+        "started_at": day,
+        "finished_at": day + dt.timedelta(minutes=5),
+        "succeeded_at": day + dt.timedelta(minutes=5),
+        "requested_by": "ci-bot",
+    }
+
+    with pytest.raises(PermissionDenied):
+        deployment_history_import(actor=people["ci-bot"], records=[record])
+    with pytest.raises(ValidationError):
+        deployment_history_import(actor=people["system"], records=[{**record, "status": "go"}])
+    (made,) = deployment_history_import(actor=people["system"], records=[record])
+
+    assert (made.status, made.succeeded_at) == ("succeeded", day + dt.timedelta(minutes=5))
+    assert list(made.events.values_list("event", flat=True)) == [
+        "registered",
+        "started",
+        "succeeded",
+    ]
+    assert last_event("deployment.import").after["imported"] == 1
