@@ -13,8 +13,11 @@
   one's rollback, if it had succeeded) in the period to the next success of that service in
   that environment, p50; failures not yet followed by a success are counted as unrecovered.
 
-PostgreSQL computes the percentiles (percentile_cont); on SQLite (the embedded default) only
-the durations the percentiles need are read, one column pair per figure.
+Each deployment's facts (its outcome's times, a gate or emergency rollback that blames it,
+the next success after its failure) are one query (`facts`); on PostgreSQL one statement
+aggregates them once, materialized, into the figures and the weekly trends
+(rollouts/dora_sql.py). On SQLite (the embedded default, for a demo) the same facts are
+counted in Python (`count_rows`), under the same definitions (`COUNTED`).
 """
 
 from __future__ import annotations
@@ -27,23 +30,17 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
-    Aggregate,
     Case,
-    Count,
     DateTimeField,
-    DurationField,
     Exists,
     ExpressionWrapper,
     F,
-    FloatField,
-    Func,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
     When,
 )
-from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from releasecontrol.models import Environment
@@ -53,24 +50,6 @@ from .models import Deployment, DeploymentStatus, ReleaseEvent, ReleaseEventKind
 MAX_DAYS = 366
 FAILED_OUTCOMES = [DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK]
 SECONDS_PER_HOUR = 3600.0
-
-
-class Epoch(Func):
-    """An interval in seconds (PostgreSQL)."""
-
-    template = "EXTRACT(EPOCH FROM %(expressions)s)"
-    output_field = FloatField()
-
-
-class Percentile(Aggregate):
-    """percentile_cont(fraction) WITHIN GROUP (ORDER BY expression) (PostgreSQL)."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
-        super().__init__(expression, fraction=float(fraction), **extra)
 
 
 def window() -> dt.timedelta:
@@ -125,8 +104,8 @@ class Period:
     start: dt.datetime
     end: dt.datetime
 
-    def of(self, name: str) -> Q:
-        return Q(**{f"{name}__gte": self.start, f"{name}__lte": self.end})
+    def has(self, moment: dt.datetime | None) -> bool:
+        return moment is not None and self.start <= moment <= self.end
 
     @property
     def days(self) -> float:
@@ -137,31 +116,105 @@ class Period:
         return max(0.0, (end - start).total_seconds() / 86400)
 
 
-# What each figure counts, as conditions on the annotated rows.
-def _conditions(period: Period) -> dict[str, Q]:
-    success = period.of("succeeded_at")
-    change = period.of("finished_at")
-    failed = Q(status__in=FAILED_OUTCOMES)
-    failure = failed & period.of("failure_at")
-    return {
-        "success": success,
-        "lead": success & Q(commit_time__isnull=False),
-        "change": change,
-        "change_failed": change & failed,
-        "change_gate": change & Q(gate_rollback=True),
-        "change_emergency": change & Q(emergency_rollback=True),
-        "change_failure": change & (failed | Q(gate_rollback=True) | Q(emergency_rollback=True)),
-        "failure": failure,
-        "recovered": failure & Q(next_success__isnull=False),
-    }
+# The facts `facts()` reads of each deployment, in this order (dora_sql.py names them too).
+FACTS = (
+    "status",
+    "commit_time",
+    "succeeded_at",
+    "finished_at",
+    "failure_at",
+    "next_success",
+    "gate_rollback",
+    "emergency_rollback",
+)
 
 
-LEAD = ("succeeded_at", "commit_time")
-RECOVERY = ("next_success", "failure_at")
+def facts(rows: QuerySet[Deployment], period: Period) -> QuerySet:
+    """The deployments any figure of the period may count (a success, an outcome or a
+    rollback inside it), with their facts: one query, whatever reads it."""
+    inside = {"gte": period.start, "lte": period.end}
+    touched = (
+        Q(**{f"succeeded_at__{k}": v for k, v in inside.items()})
+        | Q(**{f"finished_at__{k}": v for k, v in inside.items()})
+        | Q(**{f"rolled_back_at__{k}": v for k, v in inside.items()})
+    )
+    return annotated(rows.filter(touched).order_by()).values_list(*FACTS)
 
 
-def _duration(end: str, start: str) -> Epoch:
-    return Epoch(ExpressionWrapper(F(end) - F(start), output_field=DurationField()))
+def _failed(row: Any) -> bool:
+    return row.status in FAILED_OUTCOMES
+
+
+# What each count counts, and the moment whose week it belongs to. The SQL twin of each line
+# is in rollouts/dora_sql.py (COUNTED_SQL); tests hold both to the same answers.
+COUNTED: dict[str, tuple[Any, str]] = {
+    "successes": (lambda r, p: p.has(r.succeeded_at), "succeeded_at"),
+    "lead_time_samples": (
+        lambda r, p: p.has(r.succeeded_at) and r.commit_time is not None,
+        "succeeded_at",
+    ),
+    "changes": (lambda r, p: p.has(r.finished_at), "finished_at"),
+    "change_failures": (
+        lambda r, p: (
+            p.has(r.finished_at) and (_failed(r) or r.gate_rollback or r.emergency_rollback)
+        ),
+        "finished_at",
+    ),
+    "failed_or_rolled_back": (lambda r, p: p.has(r.finished_at) and _failed(r), "finished_at"),
+    "gate_rollbacks": (lambda r, p: p.has(r.finished_at) and r.gate_rollback, "finished_at"),
+    "emergency_rollbacks": (
+        lambda r, p: p.has(r.finished_at) and r.emergency_rollback,
+        "finished_at",
+    ),
+    "failures": (lambda r, p: _failed(r) and p.has(r.failure_at), "failure_at"),
+    "recovered": (
+        lambda r, p: _failed(r) and p.has(r.failure_at) and r.next_success is not None,
+        "failure_at",
+    ),
+}
+# Durations: (the count whose rows they are measured over, end, start, percentiles).
+DURATIONS = {
+    "lead": ("lead_time_samples", "succeeded_at", "commit_time", (0.5, 0.9)),
+    "recovery": ("recovered", "next_success", "failure_at", (0.5,)),
+}
+
+
+@dataclass
+class Tally:
+    """Counts and percentiles (seconds) of one group: the whole period, or one week."""
+
+    counts: dict[str, int]
+    percentiles: dict[str, list[float | None]]
+
+
+def count_rows(rows: list[Any], period: Period) -> tuple[Tally, dict[dt.date, Tally]]:
+    """The figures from the facts in Python (SQLite): the period's, and per week."""
+    total: dict[str, int] = dict.fromkeys(COUNTED, 0)
+    weekly: dict[dt.date, dict[str, int]] = {}
+    durations: dict[tuple[str, dt.date | None], list[float]] = {}
+    for row in rows:
+        for name, (counts, moment) in COUNTED.items():
+            if counts(row, period):
+                total[name] += 1
+                week = _monday(getattr(row, moment)).date()
+                weekly.setdefault(week, dict.fromkeys(COUNTED, 0))[name] += 1
+        for name, (over, end, start, _) in DURATIONS.items():
+            if COUNTED[over][0](row, period):
+                seconds = (getattr(row, end) - getattr(row, start)).total_seconds()
+                week = _monday(getattr(row, COUNTED[over][1])).date()
+                durations.setdefault((name, None), []).append(seconds)
+                durations.setdefault((name, week), []).append(seconds)
+
+    def tally(counts: dict[str, int], week: dt.date | None) -> Tally:
+        return Tally(
+            counts,
+            {
+                name: [_percentile(durations.get((name, week), []), f) for f in fractions]
+                for name, (_, _, _, fractions) in DURATIONS.items()
+            },
+        )
+
+    return tally(total, None), {week: tally(c, week) for week, c in weekly.items()}
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:
@@ -176,40 +229,6 @@ def _percentile(values: list[float], fraction: float) -> float | None:
 
 def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / SECONDS_PER_HOUR, 3)
-
-
-def _measures(condition: Q, fields: tuple[str, str], fractions: dict[str, float]) -> dict:
-    """Percentile aggregates of a duration, where the database computes them (PostgreSQL)."""
-    if connection.vendor != "postgresql":
-        return {}
-    return {
-        name: Percentile(_duration(*fields), fraction, filter=condition)
-        for name, fraction in fractions.items()
-    }
-
-
-def _read_percentiles(
-    found: dict[str, Any],
-    rows: QuerySet[Deployment],
-    condition: Q,
-    fields: tuple[str, str],
-    fractions: dict[str, float],
-    group: str | None = None,
-) -> dict[Any, dict[str, float | None]]:
-    """{group value (None without a group): {name: seconds}}: from the aggregate's answer
-    on PostgreSQL; elsewhere from the two time columns of the rows the figure counts."""
-    if connection.vendor == "postgresql":
-        return {None: {name: found.get(name) for name in fractions}}
-    durations: dict[Any, list[float]] = {}
-    end, start = fields
-    picked = [group, end, start] if group else [end, start]
-    for row in rows.filter(condition).values_list(*picked):
-        key = row[0] if group else None
-        durations.setdefault(key, []).append((row[-2] - row[-1]).total_seconds())
-    return {
-        key: {name: _percentile(values, f) for name, f in fractions.items()}
-        for key, values in durations.items()
-    }
 
 
 @dataclass
@@ -247,6 +266,25 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _week_of(monday: dt.date, tally: Tally, period: Period) -> DoraWeek:
+    days = period.days_of_week(dt.datetime.combine(monday, dt.time(), tzinfo=dt.UTC))
+    c, p = tally.counts, tally.percentiles
+    return DoraWeek(
+        week=monday.isoformat(),
+        deployment_frequency_per_day=round(c["successes"] / days, 4) if days else 0.0,
+        lead_time_hours_p50=_hours(p["lead"][0]),
+        change_failure_rate=_rate(c["change_failures"], c["changes"]),
+        recovery_time_hours_p50=_hours(p["recovery"][0]),
+        successes=c["successes"],
+        changes=c["changes"],
+        change_failures=c["change_failures"],
+    )
+
+
 def dora_rows(environment: Environment | None, service: str | None) -> QuerySet[Deployment]:
     rows = Deployment.objects.all()
     if environment is not None:
@@ -264,32 +302,18 @@ def dora_figures(
     now: dt.datetime | None = None,
 ) -> DoraFigures:
     """The four figures over the last `days` days (to now), with their counts and weekly
-    trends: four aggregate queries on PostgreSQL, whatever the number of deployments."""
+    trends: one query on PostgreSQL, whatever the number of deployments."""
     end = now or timezone.now()
     period = Period(end - dt.timedelta(days=days), end)
-    when = _conditions(period)
-    touched = period.of("succeeded_at") | period.of("finished_at") | period.of("rolled_back_at")
-    rows = annotated(dora_rows(environment, service).filter(touched))
-    lead_fractions, recovery_fractions = {"lead_p50": 0.5, "lead_p90": 0.9}, {"recovery_p50": 0.5}
-    found = rows.aggregate(
-        **_measures(when["lead"], LEAD, lead_fractions),
-        **_measures(when["recovered"], RECOVERY, recovery_fractions),
-        successes=Count("pk", filter=when["success"]),
-        lead_time_samples=Count("pk", filter=when["lead"]),
-        changes=Count("pk", filter=when["change"]),
-        change_failures=Count("pk", filter=when["change_failure"]),
-        failed_or_rolled_back=Count("pk", filter=when["change_failed"]),
-        gate_rollbacks=Count("pk", filter=when["change_gate"]),
-        emergency_rollbacks=Count("pk", filter=when["change_emergency"]),
-        failures=Count("pk", filter=when["failure"]),
-        recovered=Count("pk", filter=when["recovered"]),
-    )
-    lead = _read_percentiles(found, rows, when["lead"], LEAD, lead_fractions).get(None, {})
-    recovery = _read_percentiles(found, rows, when["recovered"], RECOVERY, recovery_fractions).get(
-        None, {}
-    )
-    counts = {name: value for name, value in found.items() if isinstance(value, int)}
-    counts["unrecovered"] = counts["failures"] - counts["recovered"]
+    found = facts(dora_rows(environment, service), period)
+    if connection.vendor == "postgresql":
+        from .dora_sql import count_in_sql
+
+        total, weekly = count_in_sql(found, period)
+    else:
+        total, weekly = count_rows(list(found.values_list(*FACTS, named=True)), period)
+    counts = {**total.counts, "unrecovered": total.counts["failures"] - total.counts["recovered"]}
+    lead, recovery = total.percentiles["lead"], total.percentiles["recovery"]
     return DoraFigures(
         environment=environment.slug if environment else None,
         service=service,
@@ -298,59 +322,15 @@ def dora_figures(
         end=period.end,
         change_failure_window_hours=float(settings.CHANGE_FAILURE_WINDOW_HOURS),
         deployment_frequency_per_day=round(counts["successes"] / period.days, 4),
-        lead_time_hours={"p50": _hours(lead.get("lead_p50")), "p90": _hours(lead.get("lead_p90"))},
+        lead_time_hours={"p50": _hours(lead[0]), "p90": _hours(lead[1])},
         change_failure_rate=_rate(counts["change_failures"], counts["changes"]),
-        recovery_time_hours={"p50": _hours(recovery.get("recovery_p50"))},
+        recovery_time_hours={"p50": _hours(recovery[0])},
         counts=counts,
-        weeks=_weeks(rows, period, when),
+        weeks=[_week_of(w, weekly[w], period) for w in sorted(weekly)],
     )
 
 
-def _monday(value: dt.datetime | dt.date) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        value = value.astimezone(dt.UTC).date()
-    return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)
-
-
-def _weeks(rows: QuerySet[Deployment], period: Period, when: dict[str, Q]) -> list[DoraWeek]:
-    """Per week (Monday, UTC) of the period: each figure grouped by the week of the moment
-    it counts at (success, outcome, failure)."""
-    utc = dt.UTC
-    weeks: dict[dt.datetime, DoraWeek] = {}
-
-    def week(key: Any) -> DoraWeek:
-        monday = _monday(key)
-        return weeks.setdefault(monday, DoraWeek(week=monday.date().isoformat()))
-
-    p50 = {"p50": 0.5}
-    grouped = [
-        ("succeeded_at", "success", "lead", LEAD),
-        ("finished_at", "change", None, None),
-        ("failure_at", "failure", "recovered", RECOVERY),
-    ]
-    for moment, counted, timed, fields in grouped:
-        by_week = rows.annotate(w=TruncWeek(moment, tzinfo=utc)).filter(when[counted])
-        measures = _measures(when[timed], fields, p50) if timed else {}
-        for row in by_week.values("w").annotate(
-            n=Count("pk"), failed=Count("pk", filter=when["change_failure"]), **measures
-        ):
-            found = week(row["w"])
-            if counted == "success":
-                found.successes = row["n"]
-                found.lead_time_hours_p50 = _hours(row.get("p50"))
-            elif counted == "change":
-                found.changes, found.change_failures = row["n"], row["failed"]
-            else:
-                found.recovery_time_hours_p50 = _hours(row.get("p50"))
-        if timed and connection.vendor != "postgresql":
-            for key, value in _read_percentiles({}, by_week, when[timed], fields, p50, "w").items():
-                hours = _hours(value["p50"])
-                if counted == "success":
-                    week(key).lead_time_hours_p50 = hours
-                else:
-                    week(key).recovery_time_hours_p50 = hours
-    for monday, found in weeks.items():
-        days = period.days_of_week(monday)
-        found.deployment_frequency_per_day = round(found.successes / days, 4) if days else 0.0
-        found.change_failure_rate = _rate(found.change_failures, found.changes)
-    return [weeks[k] for k in sorted(weeks)]
+def _monday(value: dt.datetime) -> dt.datetime:
+    """The start (Monday 00:00 UTC) of the week a moment falls in."""
+    day = value.astimezone(dt.UTC).date()
+    return dt.datetime.combine(day - dt.timedelta(days=day.weekday()), dt.time(), tzinfo=dt.UTC)

@@ -430,6 +430,7 @@ class Deployment(models.Model):
             ),
             models.Index(fields=["environment", "succeeded_at"], name="deploy_env_success_idx"),
             models.Index(fields=["environment", "finished_at"], name="deploy_finished_idx"),
+            models.Index(fields=["environment", "rolled_back_at"], name="deploy_rolled_back_idx"),
         ]
 
     def __str__(self) -> str:

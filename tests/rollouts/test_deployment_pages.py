@@ -1,5 +1,7 @@
 """The deployment history (filters, CSV), a deployment's page and the DORA page."""
 
+import datetime as dt
+
 import pytest
 from django.urls import reverse
 
@@ -127,3 +129,21 @@ def test_dora_api__counts_behind_each_figure(clock, people, api_call, history):
     assert body["lead_time_hours"]["p50"] == 2.0
     assert api_call(people["ci-bot"], "GET", "/api/v1/dora?days=0").status_code == 400
     assert api_call(people["ci-bot"], "GET", "/api/v1/dora?environment=moon").status_code == 404
+
+
+def test_oncall_partial__recent_production_failure__listed_with_its_link(clock, people, rf):
+    from django.template.loader import render_to_string
+
+    from rollouts.deployment_selectors import deployment_failures_recent
+
+    deployment = gone(people)
+    report(deployment, people["ci-bot"], "started", "failed", smoke={"passed": 3, "failed": 2})
+    since = deployment.created_at - dt.timedelta(days=1)
+
+    html = render_to_string(
+        "rollouts/_deployment_failures.html",
+        {"deployment_failures": deployment_failures_recent(env("production"), since=since)},
+    )
+
+    assert f'data-testid="deployment-failure-{deployment.pk}"' in html
+    assert reverse("rollouts:deployment", args=[deployment.pk]) in html and "2 smoke" in html

@@ -37,8 +37,11 @@ outcomes D E F with D and F failed (0.6667), recovery of D 3.0.
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from rollouts.dora import _percentile, dora_figures
+from rollouts.dora import FACTS, Period, _percentile, count_rows, dora_figures, dora_rows, facts
+from rollouts.dora_sql import count_in_sql
 from rollouts.models import Rollback
 from tests.rollouts.factories import DeploymentFactory, ReleaseEventFactory, ReleaseFactory
 
@@ -162,11 +165,28 @@ def test_dora__no_history__zero_frequency_and_no_rates(people):
     assert figures.weeks == []
 
 
-def test_dora__aggregates__four_queries_whatever_the_history(history, django_assert_num_queries):
+def test_dora__aggregates__one_statement_whatever_the_history(history):
     production = env("production")
 
-    with django_assert_num_queries(4):
+    with CaptureQueriesContext(connection) as captured:
         dora_figures(environment=production, now=NOW)
+
+    statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert statements[0] == "SET LOCAL jit = off"
+    assert len(statements) == 2 and statements[1].startswith("WITH facts")
+
+
+def test_dora__counted_in_python__same_answers_as_the_sql(history):
+    """The embedded SQLite default counts the same facts in Python (rollouts.dora.count_rows)."""
+    period = Period(NOW - dt.timedelta(days=30), NOW)
+    found = facts(dora_rows(env("production"), None), period)
+
+    in_sql = count_in_sql(found, period)
+    in_python = count_rows(list(found.values_list(*FACTS, named=True)), period)
+
+    assert in_python[0] == in_sql[0]
+    assert in_python[1] == in_sql[1]
+    assert in_sql[0].percentiles == {"lead": [3 * 3600.0, 12 * 3600.0], "recovery": [4.5 * 3600]}
 
 
 def test_percentile__as_percentile_cont__interpolates_between_ranks():
