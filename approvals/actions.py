@@ -19,6 +19,18 @@ APPROVAL_REQUEST_CREATE = register(
     approval=False,
     administrative=False,
 )
+# The system actor opening a request for people to decide (a release stage that needs a go,
+# a resume after review): asking changes no exposure; people decide and execute.
+APPROVAL_REQUEST_OPEN = register(
+    name="approval.request.open",
+    description="Open an approval request for automation",
+    permission=None,
+    mutates=True,
+    reduces_exposure=True,
+    production_execution=False,
+    approval=False,
+    administrative=False,
+)
 APPROVAL_REQUEST_UPDATE = register(
     name="approval.request.update",
     description="Edit an approval request",

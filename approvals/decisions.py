@@ -19,6 +19,7 @@ from .notify import notify_decided
 from .revisions import (
     RequestClosed,
     ensure_open,
+    lifecycle_tell,
     refuse,
     request_lock,
     request_target,
@@ -221,5 +222,7 @@ def approval_decide(
         },
         reason=reason,
     )
+    if request.status == Status.REJECTED:
+        lifecycle_tell(request, Status.REJECTED, actor=actor)
     notify_decided(request, actor=actor, decision=made, approvals=approvals)
     return request

@@ -27,6 +27,7 @@ from .models import OPEN_STATUSES, ApprovalRequest, BlackoutWindow, Decision, Po
 from .notify import notify_executed, notify_expired
 from .revisions import (
     as_stored,
+    lifecycle_tell,
     preview_hash_of,
     refuse,
     request_lock,
@@ -388,6 +389,7 @@ def approval_requests_expire(*, now: dt.datetime | None = None) -> list[int]:
                 after=request_view(request),
                 reason=f"Expired at {request.expires_at:%Y-%m-%d %H:%M} UTC",
             )
+            lifecycle_tell(request, Status.EXPIRED, actor=system)
             notify_expired(request, actor=system)
             expired.append(request.pk)
     return expired

@@ -71,6 +71,18 @@ def preview_hash_of(request: ApprovalRequest, items: list[ChecklistItem]) -> str
     ).hexdigest()
 
 
+def lifecycle_tell(request: ApprovalRequest, event: str, *, actor: User) -> None:
+    """Tell the app that owns the request's action that it opened or closed unexecuted."""
+    requestable.request_lifecycle(
+        action=request.action,
+        request_id=request.pk,
+        environment=request.environment,
+        parameters=request.parameters,
+        event=event,
+        actor=actor,
+    )
+
+
 def request_target(request: ApprovalRequest) -> Target:
     return Target("approvalrequest", str(request.pk), request.title)
 

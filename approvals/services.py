@@ -37,6 +37,7 @@ from .revisions import (
     as_stored,
     ensure_open,
     expiry_of,
+    lifecycle_tell,
     new_revision,
     refuse,
     request_lock,
@@ -130,10 +131,27 @@ def _template_for(environment: Environment, checklist: str | None) -> ChecklistT
 # --- Services -------------------------------------------------------------------------------
 
 
+def approval_request_create(*, actor: User, **fields: Any) -> ApprovalRequest:
+    """Ask for a go: the preview is computed now and the checklist copied from its template.
+
+    Fields: environment, action, parameters, title, urgency, risk, impact, mitigation,
+    rollback_plan, window_start/_end, alternative_window_start/_end, checklist, reason."""
+    return _request_create(actor=actor, policy_action=actions.APPROVAL_REQUEST_CREATE, **fields)
+
+
+def approval_request_open(**fields: Any) -> ApprovalRequest:
+    """Automation opens a request for people to decide (a release stage that needs a go, a
+    review before a resume): recorded as the system's, never asking on anyone's behalf."""
+    return _request_create(
+        actor=User.system(), policy_action=actions.APPROVAL_REQUEST_OPEN, **fields
+    )
+
+
 @transaction.atomic
-def approval_request_create(
+def _request_create(
     *,
     actor: User,
+    policy_action: Any,
     environment: Environment,
     action: str,
     parameters: dict[str, Any],
@@ -150,7 +168,6 @@ def approval_request_create(
     checklist: str | None = None,
     reason: str = "",
 ) -> ApprovalRequest:
-    """Ask for a go: the preview is computed now and the checklist copied from its template."""
     fields = _clean_fields(
         {
             "title": title,
@@ -181,7 +198,7 @@ def approval_request_create(
     _check_windows(request)
     authorize(
         actor,
-        actions.APPROVAL_REQUEST_CREATE,
+        policy_action,
         environment,
         target=Target("approvalrequest", "", request.title),
         requested={"action": action, "parameters": request.parameters},
@@ -210,12 +227,13 @@ def approval_request_create(
     save_with_hash(request)
     audit_record(
         actor=actor,
-        action=actions.APPROVAL_REQUEST_CREATE.name,
+        action=policy_action.name,
         environment=environment,
         target=request_target(request),
         after={**request_view(request), "preview": request.preview},
         reason=reason,
     )
+    lifecycle_tell(request, requestable.REQUEST_OPENED, actor=actor)
     notify_requested(request, actor=actor)
     return request
 
@@ -373,4 +391,5 @@ def approval_cancel(*, actor: User, request: ApprovalRequest, reason: str = "") 
         after=request_view(request),
         reason=reason,
     )
+    lifecycle_tell(request, Status.CANCELLED, actor=actor)
     return request

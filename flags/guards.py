@@ -92,18 +92,20 @@ def authorize_change(
     target: Target,
     requested: Any,
     reason: str,
+    plan_approved_by: User | None = None,
 ) -> None:
     """The policy's answer. A refusal is recorded as denied; when the actor may ask for this
     change (request_changes there, a requestable action, no approval in hand) it is answered
     409 naming the request to make, otherwise 403. The system actor acts on the approval's
-    first approver, as read from the verified record, never as a caller says."""
+    first approver, as read from the verified record, or on the approver of the plan it
+    follows (`plan_approved_by`, read by the caller from a verified record)."""
     try:
         authorize(
             actor,
             action,
             environment,
             reduces_exposure=reduces_exposure,
-            approved_by=approval.first_approver if approval is not None else None,
+            approved_by=approval.first_approver if approval is not None else plan_approved_by,
             target=target,
             requested=requested,
             reason=reason,

@@ -21,7 +21,7 @@ from releasecontrol.models import Environment, User
 from releasecontrol.policy import authorize
 from releasecontrol.requestable import VerifiedApproval
 
-from . import actions
+from . import actions, hooks
 from .acceptance import flag_accept, mark_accepted, may_accept  # noqa: F401
 from .guards import (  # noqa: F401  (ApprovalRequired and BlackoutOpen: raised from here)
     ApprovalRequired,
@@ -274,6 +274,8 @@ def flag_state_set(
     reason: str = "",
     approval: VerifiedApproval | int | None = None,
     action: str = actions.FLAG_STATE_SET.name,
+    origin: str = "",
+    plan_approved_by: User | None = None,
 ) -> FlagState:
     """Change one flag's state in one environment; omitted fields keep their values.
 
@@ -285,6 +287,13 @@ def flag_state_set(
     where the environment requires one for increases. `approval` (a request id) is
     re-verified here, after the state is locked: approved, unexpired, this very change, and
     no drift from its preview; the change's audit event links the request and its approvers.
+
+    `origin` names what drives the change ("release:12"; "" for a person's own change) and
+    reaches the listeners of flags.hooks. `plan_approved_by` is the person whose go approved
+    the plan this change follows, as the caller read it from a verified approval record (a
+    release's start approval): the system actor follows that plan, and where increases need
+    an approval the plan's approval stands for it. Kill switches and blackout windows hold
+    all the same.
     """
     environment = lock_environment(environment)
     state = lock_state(flag, environment)
@@ -307,6 +316,7 @@ def flag_state_set(
         target=target,
         requested=requested,
         reason=reason,
+        plan_approved_by=plan_approved_by,
     )
     if expected_version is not None and expected_version != state.version:
         raise stale_edit(flag, environment, state, expected_version)
@@ -321,16 +331,17 @@ def flag_state_set(
                 "exposure are allowed until someone releases it.",
             )
         blackout_check(environment, approval=verified)
-        increase_approval_check(
-            actor,
-            action,
-            environment,
-            approval=verified,
-            parameters=parameters,
-            target=target,
-            requested=requested,
-            reason=reason,
-        )
+        if plan_approved_by is None:
+            increase_approval_check(
+                actor,
+                action,
+                environment,
+                approval=verified,
+                parameters=parameters,
+                target=target,
+                requested=requested,
+                reason=reason,
+            )
     if after == before:
         return state
     state.mode, state.percentage, state.allowlist = (
@@ -349,8 +360,22 @@ def flag_state_set(
         environment=environment,
         target=target,
         before={**before.as_dict(), "version": state.version - 1},
-        after={**after.as_dict(), "version": state.version, **approval_audit_link(verified)},
+        after={
+            **after.as_dict(),
+            "version": state.version,
+            **approval_audit_link(verified),
+            **({"origin": origin} if origin else {}),
+        },
         reason=reason,
+    )
+    hooks.state_changed(
+        actor=actor,
+        flag=flag,
+        environment=environment,
+        before=before,
+        after=after,
+        reason=reason,
+        origin=origin,
     )
     return state
 

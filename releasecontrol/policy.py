@@ -7,7 +7,9 @@ grants give on the environment:
 - agents never execute production actions, never approve anything, and never take an
   action whose permission is one agents never exercise (`roles.AGENTS_NEVER`: kill
   switches, approvals, deployments), whatever they were granted;
-- the system actor may only reduce exposure, or follow a plan a human approved;
+- the system actor may only reduce exposure, or follow a plan: in production one a human
+  approved, in development and staging the plan as started (by someone who may take the
+  step themselves);
 - everyone else needs the action's permission on the environment (from a role
   grant) or is a superuser.
 
@@ -126,8 +128,18 @@ def decide(
     if actor.is_system:
         if action.administrative or not action.mutates or reduces_exposure:
             return Decision(True, "system: reduces exposure or changes nothing")
-        if approved_by is not None and approved_by.is_human and approved_by.is_active:
-            return Decision(True, f"system: follows a plan approved by {approved_by}")
+        if approved_by is not None and approved_by.is_active and not approved_by.is_system:
+            if production and approved_by.is_human:
+                return Decision(True, f"system: follows a plan approved by {approved_by}")
+            if (
+                not production
+                and decide(
+                    approved_by, action, environment, reduces_exposure=reduces_exposure
+                ).allowed
+            ):
+                # Outside production automation follows the plan as it was started, so far
+                # as the account that started it may take the step itself.
+                return Decision(True, f"system: follows the plan {approved_by} started{where}")
         return Decision(
             False, f"automation may only reduce exposure or follow a human-approved plan{where}"
         )

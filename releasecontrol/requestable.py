@@ -305,3 +305,42 @@ def blackout_now(environment: Environment, at: dt.datetime | None = None) -> str
     if _blackout_lookup is None:
         return None
     return _blackout_lookup(environment, at or timezone.now())
+
+
+# --- Request lifecycle listeners ----------------------------------------------------------
+# The app that owns an action may need to know when a request for it is opened or closes
+# without being executed (a release waits for its start request, and goes back to draft when
+# that request is rejected, expires or is cancelled). The app that holds the requests calls
+# `request_lifecycle` inside the transaction that opened or closed the request.
+
+REQUEST_OPENED = "opened"
+REQUEST_CLOSED = ("rejected", "expired", "cancelled")
+
+_lifecycle_listeners: list[Callable[..., Any]] = []
+
+
+def request_listener_add(listener: Callable[..., Any]) -> None:
+    """`listener(*, action, request_id, environment, parameters, event, actor)`; `event` is
+    "opened" or the closing status (rejected, expired, cancelled)."""
+    if listener not in _lifecycle_listeners:
+        _lifecycle_listeners.append(listener)
+
+
+def request_lifecycle(
+    *,
+    action: str,
+    request_id: int,
+    environment: Environment,
+    parameters: dict[str, Any],
+    event: str,
+    actor: User,
+) -> None:
+    for listener in list(_lifecycle_listeners):
+        listener(
+            action=action,
+            request_id=request_id,
+            environment=environment,
+            parameters=parameters,
+            event=event,
+            actor=actor,
+        )

@@ -7,6 +7,79 @@ from releasecontrol.policy import register
 
 # --- Releases and metrics -----------------------------------------------------------------
 
+
+def _release_action(
+    name: str,
+    description: str,
+    *,
+    reduces: bool | None,
+    execution: bool,
+    permission: str = roles.DRIVE_RELEASES,
+):
+    return register(
+        name=name,
+        description=description,
+        permission=permission,
+        mutates=True,
+        reduces_exposure=reduces,
+        production_execution=execution,
+        approval=False,
+        administrative=False,
+    )
+
+
+# Preparing a release changes no flag: like asking for a go, what developers and agents do in
+# every environment (request_changes). Starting, advancing and resuming increase exposure;
+# pausing, halving and rolling back only reduce it, so automation may always take them.
+RELEASE_CREATE = _release_action(
+    "release.create",
+    "Prepare a release",
+    reduces=False,
+    execution=False,
+    permission=roles.REQUEST_CHANGES,
+)
+RELEASE_UPDATE = _release_action(
+    "release.update",
+    "Edit a release",
+    reduces=False,
+    execution=False,
+    permission=roles.REQUEST_CHANGES,
+)
+RELEASE_START = _release_action("release.start", "Start a release", reduces=False, execution=True)
+RELEASE_ADVANCE = _release_action(
+    "release.advance", "Advance a release to its next stage", reduces=False, execution=True
+)
+RELEASE_RESUME = _release_action(
+    "release.resume", "Resume a paused release", reduces=False, execution=True
+)
+RELEASE_PAUSE = _release_action("release.pause", "Pause a release", reduces=True, execution=True)
+RELEASE_HALVE = _release_action(
+    "release.halve", "Halve a release's exposure", reduces=True, execution=True
+)
+RELEASE_ROLLBACK = _release_action(
+    "release.rollback", "Roll back a release", reduces=True, execution=True
+)
+# A start request that was rejected, expired or cancelled: the release is a draft again.
+RELEASE_RETURN_TO_DRAFT = _release_action(
+    "release.return_to_draft", "Return a release to draft", reduces=True, execution=False
+)
+# Recorded, not authorized (the request's opening was): a start request opened for a release.
+START_REQUESTED = "release.start_requested"
+# Recorded when a person's direct change of a release's flag paused the release.
+PAUSED_BY_HAND = "release.paused_by_flag_change"
+METRICS_SUBMIT = register(
+    name="metrics.submit",
+    description="Submit metric samples",
+    permission=roles.SUBMIT_METRICS,
+    mutates=True,
+    # A sample changes no flag; failure evidence can only reduce exposure, and success
+    # evidence counts in production only from accounts the release does not belong to.
+    reduces_exposure=True,
+    production_execution=False,
+    approval=False,
+    administrative=False,
+)
+
 # --- Emergency rollback and restore -------------------------------------------------------
 
 # --- Deployments ----------------------------------------------------------------------------

@@ -69,6 +69,14 @@ class Release(models.Model):
     plan_editors = models.ManyToManyField(User, blank=True, related_name="+")
     # The approved request a production start (or the latest resume) ran on.
     approval_request_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # Whom automation follows: in production the first approver of that request (read from
+    # the verified approval), cleared when an edit voids it; elsewhere who started it.
+    approved_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    started_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     # An open request for the next step (release.start / release.advance / release.resume).
     pending_request_id = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

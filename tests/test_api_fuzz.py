@@ -42,6 +42,7 @@ from releasecontrol.audit import audit_verify
 from releasecontrol.models import AuditEvent, Environment, IdempotencyKey, User
 from rollouts.deployments import deployment_register
 from rollouts.models import Deployment
+from rollouts.services import release_create
 from tests.approvals.requestables import FLAG_CHANGE, flag_change_registered
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db(transaction=True)]
@@ -238,11 +239,21 @@ def fuzz_approvals(fuzz_flags, developer, release_manager, production) -> list[d
             artifact="sha256:" + "ab" * 32,
             checklist="none",
         )
+        release = release_create(
+            actor=release_manager,
+            name="fuzz-release",
+            version="1.0",
+            environment=Environment.objects.get(slug="staging"),
+            flags=[Flag.objects.get(key="fuzz-bool")],
+            plan="five-stage",
+            gates=[{"name": "errors", "metric": "error_rate", "threshold": 5}],
+        )
         yield [
             *fuzz_flags,
             {"id": approval.pk, "item": item.pk},
             {"id": window.pk},
             {"id": deployment.pk},
+            {"id": release.pk},
         ]
 
 
@@ -262,7 +273,7 @@ def test_api_fuzz__generated_openapi__no_server_error_every_answer_documented(
 
     print(f"\n/api/v1 as {who}: {run.summary()}")
     assert not run.failures, "\n\n".join(run.failures[:10])
-    assert run.operations == 29 and run.examples >= 600
+    assert run.operations == 41 and run.examples >= 600
     assert run.statuses[200] and run.statuses[400] and run.statuses[404]
     if who == "agent":
         assert run.statuses[403], "an agent is refused production changes"

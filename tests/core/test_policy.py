@@ -76,6 +76,8 @@ EXPECTED: dict[tuple[str, bool | None], tuple[str, ...]] = {
     # everywhere, production included).
     ("approval.request.create", None): REQUESTING,
     ("approval.request.update", None): REQUESTING,
+    # Automation opening a request for people to decide (a stage that needs a go).
+    ("approval.request.open", None): ADMIN_ONLY,
     ("approval.checklist.set", None): REQUESTING,
     # Cancelling changes nothing, so automation may too (the service limits it to the
     # requester or a release manager).
@@ -90,6 +92,22 @@ EXPECTED: dict[tuple[str, bool | None], tuple[str, ...]] = {
     ("approval.suspend", None): ADMIN_ONLY,
     ("checklist.template.save", None): ADMIN_ONLY,
     ("checklist.default.set", None): ADMIN_ONLY,
+    # --- the rollouts app's actions (rollouts/actions.py)
+    # Preparing a release asks for nothing yet: developers and agents everywhere.
+    ("release.create", None): REQUESTING,
+    ("release.update", None): REQUESTING,
+    # Starting, advancing, resuming increase exposure: as a flag change; the system only
+    # along a plan (see the approved_by tests below).
+    ("release.start", None): FLAG_CHANGE_INCREASING,
+    ("release.advance", None): FLAG_CHANGE_INCREASING,
+    ("release.resume", None): FLAG_CHANGE_INCREASING,
+    # Pausing, halving, rolling back only reduce it: automation may always.
+    ("release.pause", None): FLAG_CHANGE_REDUCING,
+    ("release.halve", None): FLAG_CHANGE_REDUCING,
+    ("release.rollback", None): FLAG_CHANGE_REDUCING,
+    ("release.return_to_draft", None): FLAG_CHANGE_REDUCING,
+    # Metrics: whoever holds submit_metrics, production included; never auditors.
+    ("metrics.submit", None): ("DSP", "DSP", "DSP", "---", "DSP", "DSP", "---", "DSP", "DSP"),
     # --- test-only actions registered by the `test_actions` fixture
     ("test.flip", True): FLAG_CHANGE_REDUCING,
     ("test.flip", False): FLAG_CHANGE_INCREASING,
@@ -391,3 +409,22 @@ def test_policy__agent_holding_raw_guardian_permissions__still_refused(
     # Then it refuses, and says agents never do this
     assert [d.allowed for d in decisions] == [False, False, False]
     assert all("agent accounts never" in d.why for d in decisions)
+
+
+def test_policy__system_following_the_plan_as_started__increases_outside_production_only(
+    system_user, developer, agent, auditor, test_actions, staging, production
+):
+    flip = test_actions["test.flip"]
+
+    def system_may(environment, started_by):
+        return policy.decide(
+            system_user, flip, environment, reduces_exposure=False, approved_by=started_by
+        ).allowed
+
+    assert system_may(staging, developer)
+    assert system_may(staging, agent)
+    assert not system_may(staging, auditor)  # only as far as the starter may go
+    assert not system_may(staging, None)
+    # Production: only a human's go (read from a verified approval) lets it increase.
+    assert not system_may(production, agent)
+    assert not system_may(production, None)

@@ -262,3 +262,32 @@ def test_import__past_history__rows_events_one_audit_event_agents_refused(clock,
         "succeeded",
     ]
     assert last_event("deployment.import").after["imported"] == 1
+
+
+def test_succeeded__linked_draft_release_in_staging__starts_it(clock, people, make_release):
+    release = make_release(people["rita"], env("staging"))
+    deployment = register(people["ci-bot"], "staging", release=release)
+
+    report(deployment, people["ci-bot"], "started", "succeeded")
+
+    release.refresh_from_db()
+    assert release.status == "in_progress" and release.current_stage_index == 0
+    note = DeploymentEvent.objects.get(deployment=deployment, event="release")
+    assert note.detail == f"release {release.name} is in_progress"
+
+
+def test_succeeded__linked_release_in_production__success_kept_release_waits(
+    clock, people, make_release
+):
+    release = make_release(people["rita"], env("production"))
+    deployment = gone(people)
+    deployment.release = release
+    deployment.save(update_fields=["release"])
+
+    done = report(deployment, people["ci-bot"], "started", "succeeded")
+
+    release.refresh_from_db()
+    assert done.status == "succeeded", "a release that cannot start never undoes the success"
+    assert release.status in ("draft", "awaiting_approval")
+    note = DeploymentEvent.objects.get(deployment=deployment, event="release")
+    assert note.detail.startswith(f"release {release.name}")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("releasecontrol", "0009_approval_for_increase_needs_an_approval"),
-        ("rollouts", "0001_initial"),
+        ("rollouts", "0002_releases_plan_approval"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
