@@ -30,6 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
+    BooleanField,
     Case,
     DateTimeField,
     Exists,
@@ -39,6 +40,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Value,
     When,
 )
 from django.utils import timezone
@@ -60,10 +62,29 @@ def _after(name: str, delta: dt.timedelta) -> ExpressionWrapper:
     return ExpressionWrapper(OuterRef(name) + delta, output_field=DateTimeField())
 
 
+def blamed_by_emergency_rollbacks(span: dt.timedelta) -> QuerySet:
+    """The deployment each emergency rollback blames: the latest success in its environment
+    before it, if that success came within `span` of it. Computed once per statement (the
+    rollbacks are few), not once per deployment."""
+    latest = Deployment.objects.filter(
+        environment_id=OuterRef("environment_id"),
+        succeeded_at__lt=OuterRef("created_at"),
+    ).order_by("-succeeded_at", "-pk")
+    return (
+        Rollback.objects.annotate(
+            blamed=Subquery(latest.values("pk")[:1]),
+            blamed_at=Subquery(latest.values("succeeded_at")[:1]),
+        )
+        .filter(created_at__lte=ExpressionWrapper(F("blamed_at") + span, DateTimeField()))
+        .values("blamed")
+    )
+
+
 def annotated(rows: QuerySet[Deployment]) -> QuerySet[Deployment]:
     """Each deployment with what DORA asks of it: a gate rollback of its release and an
     emergency rollback it was the latest success before (both within the window of its
-    success), when it failed, and the next success of its service after that."""
+    success), when it failed, and the next success of its service after that. Each
+    correlated lookup runs only for the rows it can concern (a linked release, a failure)."""
     span = window()
     gate_rollback = ReleaseEvent.objects.filter(
         release_id=OuterRef("release_id"),
@@ -72,31 +93,38 @@ def annotated(rows: QuerySet[Deployment]) -> QuerySet[Deployment]:
         at__gte=OuterRef("succeeded_at"),
         at__lte=_after("succeeded_at", span),
     )
-    later_success = Deployment.objects.filter(
-        environment_id=OuterRef(OuterRef("environment_id")),
-        succeeded_at__gt=OuterRef(OuterRef("succeeded_at")),
-        succeeded_at__lt=OuterRef("created_at"),
-    )
-    emergency = Rollback.objects.filter(
-        environment_id=OuterRef("environment_id"),
-        created_at__gt=OuterRef("succeeded_at"),
-        created_at__lte=_after("succeeded_at", span),
-    ).filter(~Exists(later_success))
     next_success = Deployment.objects.filter(
         environment_id=OuterRef("environment_id"),
         service=OuterRef("service"),
         succeeded_at__gt=OuterRef("failure_at"),
     ).order_by("succeeded_at")
     return rows.annotate(
-        gate_rollback=Exists(gate_rollback),
-        emergency_rollback=Exists(emergency),
+        gate_rollback=Case(
+            When(release_id__isnull=True, then=Value(False)),
+            default=Exists(gate_rollback),
+            output_field=BooleanField(),
+        ),
+        emergency_rollback=Case(
+            When(pk__in=blamed_by_emergency_rollbacks(span), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
         failure_at=Case(
             When(status__in=FAILED_OUTCOMES, succeeded_at__isnull=True, then=F("finished_at")),
             When(status__in=FAILED_OUTCOMES, then=F("rolled_back_at")),
             default=None,
             output_field=DateTimeField(),
         ),
-    ).annotate(next_success=Subquery(next_success.values("succeeded_at")[:1]))
+    ).annotate(
+        next_success=Case(
+            When(
+                status__in=FAILED_OUTCOMES,
+                then=Subquery(next_success.values("succeeded_at")[:1]),
+            ),
+            default=None,
+            output_field=DateTimeField(),
+        )
+    )
 
 
 @dataclass(frozen=True)
