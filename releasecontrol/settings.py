@@ -15,6 +15,7 @@ from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from approvals.schedule import approvals_beat_schedule
+from rollouts.deployment_schedule import deployments_beat_schedule
 from rollouts.schedule import rollouts_beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -257,6 +258,14 @@ CELERY_BEAT_SCHEDULE = {
 # The site's apps add their periodic tasks (approvals: expiry and scheduled executions).
 APPROVALS_TASK_INTERVAL = env.float("APPROVALS_TASK_INTERVAL", default=30.0)
 CELERY_BEAT_SCHEDULE.update(approvals_beat_schedule(APPROVALS_TASK_INTERVAL))
+
+# --- Deployments (rollouts/deployments.py) and DORA figures (rollouts/dora.py) ---------------
+# A deployment counts as a change failure when a gate or an emergency rollback undoes it
+# within this many hours of its success.
+CHANGE_FAILURE_WINDOW_HOURS = env.float("CHANGE_FAILURE_WINDOW_HOURS", default=24.0)
+# What GET /api/v1/deployments/{id} answers in Retry-After while a pipeline waits.
+DEPLOYMENT_RETRY_AFTER_SECONDS = env.int("DEPLOYMENT_RETRY_AFTER_SECONDS", default=10)
+CELERY_BEAT_SCHEDULE.update(deployments_beat_schedule(APPROVALS_TASK_INTERVAL))
 
 # --- Notifications (releasecontrol/notifications): the outbox, delivered by beat -------------
 # EMAIL_URL: smtp+tls://user:password@host:587 (STARTTLS), smtp+ssl://...:465, smtp://host:25.

@@ -13,6 +13,7 @@ class RolloutsConfig(AppConfig):
         self.ready_releases()
         self.ready_release_pages()
         self.ready_emergency()
+        self.ready_deployments()
 
     def ready_releases(self) -> None:
         """Release requestables, the manual-change listener and the releases API."""
@@ -58,3 +59,20 @@ class RolloutsConfig(AppConfig):
         dashboard_section_register(
             "oncall", "rollouts/_dashboard_oncall.html", oncall_dashboard_summary
         )
+
+    def ready_deployments(self) -> None:
+        """The deployment.execute requestable, the deployments API, the demo history."""
+        from releasecontrol.api import api_router_add
+        from releasecontrol.management.commands.seed_demo import SEED_HOOKS
+
+        from . import deployment_tasks  # noqa: F401  (the refresh task)
+        from .demo_deployments import seed_deployments
+        from .deployment_api import router as deployment_router
+        from .deployment_requestables import (
+            requestables_register as deployment_requestables_register,
+        )
+
+        deployment_requestables_register()
+        api_router_add("", deployment_router)
+        if seed_deployments not in SEED_HOOKS:
+            SEED_HOOKS.append(seed_deployments)

@@ -414,6 +414,8 @@ class Deployment(models.Model):
     emergency_confirmed_by = models.ForeignKey(
         User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # The usernames whose gos approved the request, as read when the go was given.
+    approved_by = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     go_at = models.DateTimeField(null=True, blank=True)
@@ -430,6 +432,13 @@ class Deployment(models.Model):
         indexes = [
             models.Index(fields=["environment", "service", "created_at"], name="deploy_env_idx"),
             models.Index(fields=["environment", "status"], name="deploy_status_idx"),
+            # DORA: successes per service, the latest success in an environment, outcomes.
+            models.Index(
+                fields=["environment", "service", "succeeded_at"], name="deploy_success_idx"
+            ),
+            models.Index(fields=["environment", "succeeded_at"], name="deploy_env_success_idx"),
+            models.Index(fields=["environment", "finished_at"], name="deploy_finished_idx"),
+            models.Index(fields=["environment", "rolled_back_at"], name="deploy_rolled_back_idx"),
         ]
 
     def __str__(self) -> str:

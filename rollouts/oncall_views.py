@@ -9,6 +9,7 @@ Each view parses a form, calls one service and redirects (plain form) or answers
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -18,6 +19,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
@@ -28,6 +30,7 @@ from releasecontrol.models import Environment
 from releasecontrol.policy import decide
 
 from . import actions, oncall_selectors
+from .deployment_selectors import deployment_failures_recent
 from .emergency import environment_rollback
 from .models import Release
 from .restore import REQUEST_ENDPOINT, snapshot_flags
@@ -89,6 +92,11 @@ def oncall_page(request: HttpRequest, environment: str) -> HttpResponse:
         "o": overview,
         "can_press": _may(request, actions.ENVIRONMENT_ROLLBACK, env),
         "form": RollbackForm(environment=env),
+        # A failed deployment here puts the button in front of on-call (nothing is engaged
+        # by the report itself).
+        "deployment_failures": deployment_failures_recent(
+            env, since=timezone.now() - dt.timedelta(hours=24)
+        ),
     }
     template = PAGE + "#live" if request.htmx else PAGE
     return render(request, template, context)

@@ -1,9 +1,10 @@
 """The rollouts pages (namespace `rollouts`), included at the site root: releases under
-/releases/, the on-call pages under /oncall/, rollback snapshots under /rollbacks/."""
+/releases/, the on-call pages under /oncall/, rollback snapshots under /rollbacks/,
+deployments under /deployments/ and the DORA figures at /dora/."""
 
 from django.urls import path
 
-from . import control_views, oncall_views, replay_views, views
+from . import control_views, deployment_views, oncall_views, replay_views, views
 
 app_name = "rollouts"
 
@@ -27,4 +28,9 @@ urlpatterns = [
         oncall_views.rollback_restore_request,
         name="rollback_restore_request",
     ),
+    # --- Deployments ---------------------------------------------------------------------
+    path("deployments/", deployment_views.deployment_history, name="deployments"),
+    path("deployments/export.csv", deployment_views.deployment_export, name="deployments_csv"),
+    path("deployments/<int:pk>/", deployment_views.deployment_detail, name="deployment"),
+    path("dora/", deployment_views.dora_page, name="dora"),
 ]

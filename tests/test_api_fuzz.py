@@ -19,6 +19,7 @@ import pytest
 import requests
 import schemathesis
 from django.db.models import Count, Sum
+from django.utils import timezone
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -39,6 +40,8 @@ from flags.models import Flag, FlagState
 from flags.services import flag_create, flag_state_set, sdk_key_issue
 from releasecontrol.audit import audit_verify
 from releasecontrol.models import AuditEvent, Environment, IdempotencyKey, User
+from rollouts.deployments import deployment_register
+from rollouts.models import Deployment
 from rollouts.services import release_create
 from tests.approvals.requestables import FLAG_CHANGE, flag_change_registered
 
@@ -167,6 +170,8 @@ def assert_nothing_half_written() -> None:
             assert Flag.objects.filter(key=made["key"]).exists()
         elif "preview_hash" in made:
             assert ApprovalRequest.objects.filter(pk=made["id"]).exists()
+        elif "service" in made:
+            assert Deployment.objects.filter(pk=made["id"]).exists()
         else:
             assert BlackoutWindow.objects.filter(pk=made["id"]).exists()
     # Every request's hash is the hash of what it holds, and only valid gos approved it.
@@ -224,6 +229,16 @@ def fuzz_approvals(fuzz_flags, developer, release_manager, production) -> list[d
             reason="Fuzz weekend",
         )
         item = approval.checklist.first()
+        deployment = deployment_register(
+            actor=developer,
+            environment=Environment.objects.get(slug="staging"),
+            service="fuzz-api",
+            version="1.0.0",
+            commit="9f1c2ab",
+            commit_time=timezone.now(),
+            artifact="sha256:" + "ab" * 32,
+            checklist="none",
+        )
         release = release_create(
             actor=release_manager,
             name="fuzz-release",
@@ -237,6 +252,7 @@ def fuzz_approvals(fuzz_flags, developer, release_manager, production) -> list[d
             *fuzz_flags,
             {"id": approval.pk, "item": item.pk},
             {"id": window.pk},
+            {"id": deployment.pk},
             {"id": release.pk},
         ]
 
@@ -257,7 +273,7 @@ def test_api_fuzz__generated_openapi__no_server_error_every_answer_documented(
 
     print(f"\n/api/v1 as {who}: {run.summary()}")
     assert not run.failures, "\n\n".join(run.failures[:10])
-    assert run.operations == 36 and run.examples >= 600
+    assert run.operations == 42 and run.examples >= 600
     assert run.statuses[200] and run.statuses[400] and run.statuses[404]
     if who == "agent":
         assert run.statuses[403], "an agent is refused production changes"

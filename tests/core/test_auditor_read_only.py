@@ -282,6 +282,10 @@ class World:
             ("api:rollback_detail", "id"): lambda: self.approvals["rollback"].pk,
             ("rollouts:rollback_detail", "pk"): lambda: self.approvals["rollback"].pk,
             ("rollouts:rollback_restore_request", "pk"): lambda: self.approvals["rollback"].pk,
+            ("rollouts:deployment", "pk"): lambda: self.approvals["deployment"].pk,
+            ("api:deployment", "id"): lambda: self.approvals["deployment"].pk,
+            ("api:deployment_events", "id"): lambda: self.approvals["deployment"].pk,
+            ("api:deployment_cancel", "id"): lambda: self.approvals["deployment"].pk,
         }
         by_name: dict[str, Callable[[], Any]] = {
             "key": lambda: self.flag.key,
@@ -471,6 +475,26 @@ def _payloads(world: World) -> dict[tuple[str, str], dict[str, Any]]:
 # --- The world and the snapshots --------------------------------------------------------------
 
 
+def _staging_deployment(requester: User, staging: Environment) -> Any:
+    """A deployment with its go, whose page and endpoints the walk reaches."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from rollouts.deployments import deployment_register
+
+    return deployment_register(
+        actor=requester,
+        environment=staging,
+        service="probe-api",
+        version="1.0.0",
+        commit="9f1c2ab",
+        commit_time=timezone.now() - dt.timedelta(hours=1),
+        artifact="sha256:" + "ab" * 32,
+        checklist="none",
+    )
+
+
 @pytest.fixture
 def world(
     client: Client, auditor: User, release_manager: User, oncall: User, api_token_for, settings
@@ -510,6 +534,8 @@ def world(
     from tests.rollouts.factories import rollouts_rows
 
     approvals.update(rollouts_rows(flag=flag, requester=oncall))
+
+    approvals["deployment"] = _staging_deployment(oncall, staging)
     notification_rows(production)
     Group.objects.create(name="probe-group")
     # Sign-in records (django-axes): one success, one failure, so its admin pages have rows.

@@ -123,6 +123,15 @@ EXPECTED: dict[tuple[str, bool | None], tuple[str, ...]] = {
     ("rollback.restore", None): ("DSP", "DSP", "---", "---", "---", "---", "---", "DSP", "---"),
     # Metrics: whoever holds submit_metrics, production included; never auditors.
     ("metrics.submit", None): ("DSP", "DSP", "DSP", "---", "DSP", "DSP", "---", "DSP", "DSP"),
+    # Deployments: a pipeline (an agent) registers and reports wherever it may ask, production
+    # included; the go (deploy) is release managers' and on-call's, never an agent's, never
+    # automation's; cancelling and closing change nothing, so automation may.
+    ("deployment.register", None): REQUESTING,
+    ("deployment.report", None): REQUESTING,
+    ("deployment.cancel", None): ("DSP", "DSP", "DSP", "---", "DSP", "DSP", "---", "DSP", "DSP"),
+    ("deployment.execute", None): ("DSP", "DSP", "---", "---", "---", "---", "---", "DSP", "---"),
+    ("deployment.close", None): ADMIN_ONLY,
+    ("deployment.import", None): ADMIN_ONLY,
     # --- test-only actions registered by the `test_actions` fixture
     ("test.flip", True): FLAG_CHANGE_REDUCING,
     ("test.flip", False): FLAG_CHANGE_INCREASING,

@@ -49,7 +49,9 @@ def test_seed_demo__twice__same_accounts_flags_and_one_pending_request():
 def test_seed_demo__approval_request__pending_agents_production_change_partly_checked():
     seed()
 
-    request = ApprovalRequest.objects.select_related("requested_by", "environment").get()
+    request = ApprovalRequest.objects.select_related("requested_by", "environment").get(
+        action="flag.state.set"
+    )
     assert (request.status, request.environment.slug, request.action) == (
         "pending",
         "production",
@@ -91,3 +93,21 @@ def test_seed_demo__release_page__answers_with_a_chart_of_its_samples(client):
     samples = next(t for t in errors["data"] if t["name"] == "canary samples")
     assert len(samples["y"]) > 100
     assert 'data-testid="chart-metric-0"' in html
+
+
+def test_seed_demo__deployments__weeks_of_history_a_failure_a_rollback_one_waiting():
+    from rollouts.dora import dora_figures
+    from rollouts.models import Deployment
+
+    seed()
+
+    production = Deployment.objects.filter(environment__slug="production")
+    statuses = set(production.values_list("status", flat=True))
+    assert {"succeeded", "failed", "rolled_back", "awaiting_approval"} <= statuses
+    assert production.filter(kind="emergency").exists()
+    waiting = production.get(status="awaiting_approval")
+    request = ApprovalRequest.objects.get(pk=waiting.approval_request_id)
+    assert (request.action, request.requested_by.username) == ("deployment.execute", "ci-bot")
+    figures = dora_figures(environment=waiting.environment, days=30)
+    assert figures.counts["successes"] >= 8 and len(figures.weeks) >= 4
+    assert figures.change_failure_rate and figures.recovery_time_hours["p50"]
