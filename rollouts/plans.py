@@ -159,22 +159,8 @@ def plan_clean(plan: Any) -> tuple[str, list[StageSpec]]:
 
 # --- Gates ------------------------------------------------------------------------------------
 
-GATE_FIELDS = (
-    "name",
-    "metric",
-    "aggregate",
-    "comparator",
-    "threshold",
-    "window_seconds",
-    "min_samples",
-    "failures_to_act",
-    "no_data",
-    "on_failure",
-    "advisory",
-    "stage",
-    "source",
-    "baseline",
-)
+# The fields of a gate specification, in the API's shape (the presets are written in it).
+GATE_FIELDS = presets.SPEC_FIELDS
 
 
 def _preset_expand(raw: Mapping[str, Any], where: str) -> Mapping[str, Any]:

@@ -127,12 +127,11 @@ def gate_preset(name: str, /, **overrides: Any) -> dict[str, Any]:
 
 
 def gate_from_spec(*, release: Release, spec: dict[str, Any]) -> Gate:
-    """An unsaved Gate of `release` from a spec in the API's shape (validated by full_clean;
-    `stage` is ignored: a replay reads the whole period given)."""
-    fields = {key: value for key, value in spec.items() if key in SPEC_FIELDS}
-    source = fields.pop("source", "push") or "push"
+    """An unsaved Gate of `release` from a spec in the API's shape, validated by the one gate
+    validator (`plans.gate_spec_clean`: ValidationError naming each field); `stage` is
+    ignored: a replay reads the whole period given."""
+    from .plans import gate_spec_clean  # plans reads the presets at import
+
+    fields = gate_spec_clean({"name": "replay", **spec})
     fields.pop("stage", None)
-    promql = source.get("prometheus", "") if isinstance(source, dict) else ""
-    gate = Gate(release=release, promql=promql, **fields)
-    gate.full_clean(exclude=["release", "name"], validate_unique=False)
-    return gate
+    return Gate(release=release, **fields)
