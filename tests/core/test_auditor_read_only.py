@@ -404,6 +404,17 @@ def _payloads(world: World) -> dict[tuple[str, str], dict[str, Any]]:
             "reason": refusal,
         },
         ("rollouts:control", "POST"): {"reason": refusal},
+        ("api:deployments", "POST"): {
+            "environment": "staging",
+            "service": "checkout-api",
+            "version": "9.9.9",
+            "commit": "abc1234",
+            "commit_time": "2026-12-01T08:00:00Z",
+            "artifact": "sha256:" + "0" * 64,
+            "kind": "standard",
+            "notes": refusal,
+        },
+        ("api:deployment_events", "POST"): {"event": "started", "detail": refusal},
         ("api:releases", "POST"): {
             "name": "auditor-release",
             "environment": world.production.slug,
