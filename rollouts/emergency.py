@@ -17,7 +17,6 @@ attaches to that switch). No approval, no Redis, no Celery.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,15 +33,8 @@ from releasecontrol.notifications.services import notification_enqueue
 from releasecontrol.policy import authorize
 
 from . import actions
-from .models import (
-    Release,
-    ReleaseEvent,
-    ReleaseEventKind,
-    ReleaseFlag,
-    ReleaseStatus,
-    Rollback,
-    Stage,
-)
+from .driving import releases_mark_rolled_back
+from .models import Release, Rollback
 
 NOTIFICATION_EVENT = "environment.rollback"
 # How many flag keys a notification names (the snapshot page has them all).
@@ -111,7 +103,9 @@ def environment_rollback(*, actor: User, environment: Environment, reason: str) 
     switch = kill_switch_engage(
         actor=actor, environment=environment, scope=KillSwitchScope.ENVIRONMENT, reason=reason
     )
-    stopped = releases_mark_rolled_back(live, actor=actor, reason=reason, now=now)
+    stopped = releases_mark_rolled_back(
+        live, actor=actor, reason=reason, now=now, evidence={"emergency_rollback": True}
+    )
     turned_off = switch.turned_off
     snapshot = {
         "flags": [
@@ -145,60 +139,6 @@ def environment_rollback(*, actor: User, environment: Environment, reason: str) 
     )
     _notify(rollback, environment, actor=actor, turned_off=turned_off, stopped=stopped)
     return RollbackResult(rollback, already=False, turned_off=turned_off, releases_stopped=stopped)
-
-
-def releases_mark_rolled_back(
-    releases: Sequence[Release], *, actor: User, reason: str, now
-) -> list[dict[str, Any]]:
-    """Stop live releases (locked by the caller) set-wise, as release_mark_rolled_back does
-    one by one: rolled back, their flags no longer driven, a timeline event each (their flags
-    were turned off by the kill switch). Three statements whatever their number: one at a
-    time costs about five round trips a release, too slow for the big button. Answers each as
-    the snapshot keeps it (status, stage and percentage before)."""
-    if not releases:
-        return []
-    ids = [r.pk for r in releases]
-    stages = {
-        (s.release_id, s.index): s
-        for s in Stage.objects.filter(release_id__in=ids).only(
-            "release_id", "index", "name", "mode", "percentage"
-        )
-    }
-    stopped, events = [], []
-    for release in releases:
-        stage = stages.get((release.pk, release.current_stage_index))
-        stopped.append(
-            {
-                "id": release.pk,
-                "name": release.name,
-                "version": release.version,
-                "status": release.status,
-                "stage_index": release.current_stage_index,
-                "stage": stage.name if stage else None,
-                "mode": stage.mode if stage else None,
-                "percentage": stage.percentage if stage else None,
-            }
-        )
-        events.append(
-            ReleaseEvent(
-                release=release,
-                at=now,
-                kind=ReleaseEventKind.ROLLED_BACK,
-                stage_index=release.current_stage_index,
-                mode=stage.mode if stage else "",
-                percentage=stage.percentage if stage else None,
-                actor=actor,
-                automatic=actor.is_system,
-                reason=reason,
-                evidence={"emergency_rollback": True},
-            )
-        )
-    Release.objects.filter(pk__in=ids).update(
-        status=ReleaseStatus.ROLLED_BACK, ended_at=now, updated_at=now, pending_request_id=None
-    )
-    ReleaseFlag.objects.filter(release_id__in=ids, live=True).update(live=False)
-    ReleaseEvent.objects.bulk_create(events)
-    return stopped
 
 
 def _notify(
