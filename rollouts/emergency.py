@@ -6,8 +6,10 @@ One transaction: the environment kill switch engaged (flags' kill_switch_engage,
 state off), every live release rolled back, a Rollback row with the snapshot of what it
 changed, one `environment.rollback` audit event holding that snapshot and the reason, and the
 notifications written to the outbox (delivered after commit). The kill switch's own
-`killswitch.engage` event stays beside it (each flag's history shows what turned it off); the
-rollback event is the one with the whole snapshot, releases included.
+`killswitch.engage` event stays beside it and holds every state it turned off (each flag's
+history shows what turned it off); the rollback event holds the releases stopped and names
+that event for the flags, so the thousands of states are serialised, hashed and stored once
+in the chain. The Rollback row keeps the whole snapshot, flags and releases, for restore.
 
 Idempotent under concurrency: the environment row is locked first, so a second or concurrent
 press waits, then finds the first rollback and answers with it, changing nothing. A kill
@@ -25,6 +27,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from flags.kill_switches import KillSwitchResult
 from flags.models import KillSwitch, KillSwitchScope
 from flags.services import kill_switch_engage, lock_environment
 from releasecontrol.audit import Target, audit_record
@@ -128,7 +131,9 @@ def environment_rollback(*, actor: User, environment: Environment, reason: str) 
         action=actions.ENVIRONMENT_ROLLBACK.name,
         environment=environment,
         target=rollback_target(rollback, environment),
-        before={"flags": snapshot["flags"], "releases": stopped},
+        # The states turned off are in the chain once: in the kill switch's event just before
+        # this one (each flag's history reads them there). after_version is version + 1.
+        before={"flags": flags_recorded(switch), "releases": stopped},
         after={
             "rollback": rollback.pk,
             "kill_switch": switch.switch.pk,
@@ -139,6 +144,15 @@ def environment_rollback(*, actor: User, environment: Environment, reason: str) 
     )
     _notify(rollback, environment, actor=actor, turned_off=turned_off, stopped=stopped)
     return RollbackResult(rollback, already=False, turned_off=turned_off, releases_stopped=stopped)
+
+
+def flags_recorded(switch: KillSwitchResult) -> dict[str, Any]:
+    """What the rollback event says of the flag states: how many, and the killswitch.engage
+    event that holds each one's state before (10,000 states are recorded once, not twice)."""
+    return {
+        "turned_off": len(switch.turned_off),
+        "states_in_event": switch.event.pk if switch.event is not None else None,
+    }
 
 
 def _notify(
