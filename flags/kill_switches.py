@@ -16,7 +16,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from releasecontrol.audit import Target, audit_record, audit_record_denial
-from releasecontrol.models import Environment, User
+from releasecontrol.models import AuditEvent, Environment, User
 from releasecontrol.policy import authorize
 from releasecontrol.requestable import ApprovalInvalid, VerifiedApproval
 
@@ -39,6 +39,7 @@ class KillSwitchResult:
     switch: KillSwitch
     already_engaged: bool
     turned_off: list[dict[str, Any]]  # [{"flag": key, "before": {...}}]
+    event: AuditEvent | None = None  # the killswitch.engage event (None when already engaged)
 
 
 def _kill_switch_subject(scope: str, flag: Flag | None, tag: Tag | None) -> tuple[Target, Q]:
@@ -128,7 +129,7 @@ def kill_switch_engage(
         environment.kill_switch_reason = reason
     environment.flags_version += 1
     environment.save(update_fields=ENVIRONMENT_KILL_SWITCH_FIELDS)
-    audit_record(
+    event = audit_record(
         actor=actor,
         action=actions.KILL_SWITCH_ENGAGE.name,
         environment=environment,
@@ -137,7 +138,7 @@ def kill_switch_engage(
         after={"scope": scope, "kill_switch": switch.pk, "turned_off": len(turned_off)},
         reason=reason,
     )
-    return KillSwitchResult(switch, already_engaged=False, turned_off=turned_off)
+    return KillSwitchResult(switch, already_engaged=False, turned_off=turned_off, event=event)
 
 
 @transaction.atomic

@@ -4,6 +4,7 @@ timeline, and driving a stage's state onto the release's flags through flag_stat
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,15 @@ from releasecontrol.audit import Target
 from releasecontrol.errors import Conflict
 from releasecontrol.models import User
 
-from .models import Release, ReleaseEvent, ReleaseFlag, ReleaseStatus, Stage
+from .models import (
+    LIVE_STATUSES,
+    Release,
+    ReleaseEvent,
+    ReleaseEventKind,
+    ReleaseFlag,
+    ReleaseStatus,
+    Stage,
+)
 
 
 class ReleaseStateConflict(Conflict):
@@ -194,3 +203,70 @@ def status_set(release: Release, status: str, *, now: dt.datetime | None = None)
     if status in (ReleaseStatus.COMPLETED, ReleaseStatus.ROLLED_BACK):
         release.ended_at = now
         release.pending_request_id = None
+
+
+def releases_mark_rolled_back(
+    releases: Sequence[Release],
+    *,
+    actor: User,
+    reason: str,
+    now: dt.datetime | None = None,
+    evidence: Any = None,
+    automatic: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Mark live releases (locked by the caller) rolled back, set-wise: rolled back, their
+    flags no longer driven, a timeline event each. No authorization, no flag writes and no
+    audit event: the caller has done or does those (a release rollback turned its flags off
+    through flag_state_set; the environment rollback's kill switch turned them all off).
+    Three statements whatever their number. Releases that are no longer live are left as
+    they are and not answered. Answers each stopped one as the rollback snapshot keeps it
+    (status, stage and percentage before)."""
+    releases = [r for r in releases if r.status in LIVE_STATUSES]
+    if not releases:
+        return []
+    now = now or timezone.now()
+    automatic = actor.is_system if automatic is None else automatic
+    ids = [r.pk for r in releases]
+    stages = {
+        (s.release_id, s.index): s
+        for s in Stage.objects.filter(release_id__in=ids).only(
+            "release_id", "index", "name", "mode", "percentage"
+        )
+    }
+    stopped, events = [], []
+    for release in releases:
+        stage = stages.get((release.pk, release.current_stage_index))
+        stopped.append(
+            {
+                "id": release.pk,
+                "name": release.name,
+                "version": release.version,
+                "status": release.status,
+                "stage_index": release.current_stage_index,
+                "stage": stage.name if stage else None,
+                "mode": stage.mode if stage else None,
+                "percentage": stage.percentage if stage else None,
+            }
+        )
+        events.append(
+            ReleaseEvent(
+                release=release,
+                at=now,
+                kind=ReleaseEventKind.ROLLED_BACK,
+                stage_index=stage.index if stage else None,
+                mode=stage.mode if stage else "",
+                percentage=stage.percentage if stage else None,
+                actor=actor,
+                automatic=automatic,
+                reason=reason,
+                evidence=evidence,
+            )
+        )
+    Release.objects.filter(pk__in=ids).update(
+        status=ReleaseStatus.ROLLED_BACK, ended_at=now, updated_at=now, pending_request_id=None
+    )
+    ReleaseFlag.objects.filter(release_id__in=ids, live=True).update(live=False)
+    ReleaseEvent.objects.bulk_create(events)
+    for release in releases:  # the caller's instances say what the rows now say
+        status_set(release, ReleaseStatus.ROLLED_BACK, now=now)
+    return stopped

@@ -6,8 +6,10 @@ One transaction: the environment kill switch engaged (flags' kill_switch_engage,
 state off), every live release rolled back, a Rollback row with the snapshot of what it
 changed, one `environment.rollback` audit event holding that snapshot and the reason, and the
 notifications written to the outbox (delivered after commit). The kill switch's own
-`killswitch.engage` event stays beside it (each flag's history shows what turned it off); the
-rollback event is the one with the whole snapshot, releases included.
+`killswitch.engage` event stays beside it and holds every state it turned off (each flag's
+history shows what turned it off); the rollback event holds the releases stopped and names
+that event for the flags, so the thousands of states are serialised, hashed and stored once
+in the chain. The Rollback row keeps the whole snapshot, flags and releases, for restore.
 
 Idempotent under concurrency: the environment row is locked first, so a second or concurrent
 press waits, then finds the first rollback and answers with it, changing nothing. A kill
@@ -17,7 +19,6 @@ attaches to that switch). No approval, no Redis, no Celery.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from flags.kill_switches import KillSwitchResult
 from flags.models import KillSwitch, KillSwitchScope
 from flags.services import kill_switch_engage, lock_environment
 from releasecontrol.audit import Target, audit_record
@@ -34,15 +36,8 @@ from releasecontrol.notifications.services import notification_enqueue
 from releasecontrol.policy import authorize
 
 from . import actions
-from .models import (
-    Release,
-    ReleaseEvent,
-    ReleaseEventKind,
-    ReleaseFlag,
-    ReleaseStatus,
-    Rollback,
-    Stage,
-)
+from .driving import releases_mark_rolled_back
+from .models import Release, Rollback
 
 NOTIFICATION_EVENT = "environment.rollback"
 # How many flag keys a notification names (the snapshot page has them all).
@@ -111,7 +106,9 @@ def environment_rollback(*, actor: User, environment: Environment, reason: str) 
     switch = kill_switch_engage(
         actor=actor, environment=environment, scope=KillSwitchScope.ENVIRONMENT, reason=reason
     )
-    stopped = releases_mark_rolled_back(live, actor=actor, reason=reason, now=now)
+    stopped = releases_mark_rolled_back(
+        live, actor=actor, reason=reason, now=now, evidence={"emergency_rollback": True}
+    )
     turned_off = switch.turned_off
     snapshot = {
         "flags": [
@@ -134,7 +131,9 @@ def environment_rollback(*, actor: User, environment: Environment, reason: str) 
         action=actions.ENVIRONMENT_ROLLBACK.name,
         environment=environment,
         target=rollback_target(rollback, environment),
-        before={"flags": snapshot["flags"], "releases": stopped},
+        # The states turned off are in the chain once: in the kill switch's event just before
+        # this one (each flag's history reads them there). after_version is version + 1.
+        before={"flags": flags_recorded(switch), "releases": stopped},
         after={
             "rollback": rollback.pk,
             "kill_switch": switch.switch.pk,
@@ -147,58 +146,13 @@ def environment_rollback(*, actor: User, environment: Environment, reason: str) 
     return RollbackResult(rollback, already=False, turned_off=turned_off, releases_stopped=stopped)
 
 
-def releases_mark_rolled_back(
-    releases: Sequence[Release], *, actor: User, reason: str, now
-) -> list[dict[str, Any]]:
-    """Stop live releases (locked by the caller) set-wise, as release_mark_rolled_back does
-    one by one: rolled back, their flags no longer driven, a timeline event each (their flags
-    were turned off by the kill switch). Three statements whatever their number: one at a
-    time costs about five round trips a release, too slow for the big button. Answers each as
-    the snapshot keeps it (status, stage and percentage before)."""
-    if not releases:
-        return []
-    ids = [r.pk for r in releases]
-    stages = {
-        (s.release_id, s.index): s
-        for s in Stage.objects.filter(release_id__in=ids).only(
-            "release_id", "index", "name", "mode", "percentage"
-        )
+def flags_recorded(switch: KillSwitchResult) -> dict[str, Any]:
+    """What the rollback event says of the flag states: how many, and the killswitch.engage
+    event that holds each one's state before (10,000 states are recorded once, not twice)."""
+    return {
+        "turned_off": len(switch.turned_off),
+        "states_in_event": switch.event.pk if switch.event is not None else None,
     }
-    stopped, events = [], []
-    for release in releases:
-        stage = stages.get((release.pk, release.current_stage_index))
-        stopped.append(
-            {
-                "id": release.pk,
-                "name": release.name,
-                "version": release.version,
-                "status": release.status,
-                "stage_index": release.current_stage_index,
-                "stage": stage.name if stage else None,
-                "mode": stage.mode if stage else None,
-                "percentage": stage.percentage if stage else None,
-            }
-        )
-        events.append(
-            ReleaseEvent(
-                release=release,
-                at=now,
-                kind=ReleaseEventKind.ROLLED_BACK,
-                stage_index=release.current_stage_index,
-                mode=stage.mode if stage else "",
-                percentage=stage.percentage if stage else None,
-                actor=actor,
-                automatic=actor.is_system,
-                reason=reason,
-                evidence={"emergency_rollback": True},
-            )
-        )
-    Release.objects.filter(pk__in=ids).update(
-        status=ReleaseStatus.ROLLED_BACK, ended_at=now, updated_at=now, pending_request_id=None
-    )
-    ReleaseFlag.objects.filter(release_id__in=ids, live=True).update(live=False)
-    ReleaseEvent.objects.bulk_create(events)
-    return stopped
 
 
 def _notify(

@@ -44,6 +44,7 @@ from .driving import (
     release_lock,
     release_target,
     release_view,
+    releases_mark_rolled_back,
     stage_of,
     status_set,
     step_of,
@@ -480,8 +481,10 @@ def release_mark_rolled_back(
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Mark a live release rolled back (no authorization, no flag writes: the caller has
-    done both, e.g. the environment emergency rollback after its kill switch turned the
-    flags off; its audit event is the caller's). Runs in the caller's transaction."""
+    done both, e.g. release_rollback after turning its flags off; its audit event is the
+    caller's). The one-release form of driving.releases_mark_rolled_back, which the
+    environment rollback calls for every live release at once. Runs in the caller's
+    transaction."""
     release = release_lock(release)
     stage = stage_of(release, release.current_stage_index)
     summary = {
@@ -491,21 +494,13 @@ def release_mark_rolled_back(
         "stage_index": release.current_stage_index,
         "percentage": stage.percentage if stage else None,
     }
-    if release.status not in LIVE_STATUSES:
-        return summary
-    now = now or timezone.now()
-    status_set(release, ReleaseStatus.ROLLED_BACK, now=now)
-    release.save()
-    flags_live_set(release, False)
-    event_add(
-        release,
-        ReleaseEventKind.ROLLED_BACK,
+    releases_mark_rolled_back(
+        [release],
         actor=actor,
         reason=reason,
+        now=now,
         evidence=evidence,
         automatic=automatic or actor.is_system,
-        at=now,
-        stage=stage,
     )
     return summary
 

@@ -76,10 +76,17 @@ def test_environment_rollback__flags_on_and_live_releases__all_off_stopped_one_s
     }
     event = AuditEvent.objects.get(action="environment.rollback")
     assert (event.actor, event.environment_id, event.reason) == (oncall, "production", "5xx at 4%")
+    engaged = AuditEvent.objects.get(action="killswitch.engage")
+    # Each state turned off is in the chain once: in the kill switch's event, which the
+    # rollback's event names; the rollback row keeps the whole snapshot.
     assert event.before == {
-        "flags": rollback.snapshot["flags"],
+        "flags": {"turned_off": 3, "states_in_event": engaged.pk},
         "releases": rollback.snapshot["releases"],
     }
+    assert [
+        {**s, "after_version": s["before"]["version"] + 1} for s in engaged.before["states"]
+    ] == rollback.snapshot["flags"]
+    assert engaged.pk < event.pk
     assert event.after["rollback"] == rollback.pk
     assert event.after["releases_stopped"] == [release.pk, paused.pk]
     assert AuditEvent.objects.filter(action="killswitch.engage").count() == 1
