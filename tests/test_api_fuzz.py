@@ -53,7 +53,7 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-API_EXAMPLES = 8  # per operation, generation mode and path variant
+API_EXAMPLES = 6  # per operation, generation mode and path variant
 OFREP_EXAMPLES = 40  # OFREP answers in about a millisecond: more of them for the same time
 # Generated text includes NUL: the request middleware must refuse it with a documented 400.
 CONFIG = {"generation": {"allow-x00": True, "with-security-parameters": False}}
