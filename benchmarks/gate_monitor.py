@@ -242,7 +242,8 @@ def explain_aggregate(now: dt.datetime) -> str:
     requests = [req for gate in gates for req in push_requests(gate, now=now)]
     params = aggregates._parameters(requests)
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + aggregates._sql(), params)
+        trusted = any(r.untrusted for r in requests)
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + aggregates._sql(trusted=trusted), params)
         return "\n".join(row[0] for row in cursor.fetchall())
 
 

@@ -167,9 +167,9 @@ def _stats(row: Sequence, offset: int, want_values: bool) -> SampleStats:
     )
 
 
-def _postgresql(requests: Sequence[WindowRequest]) -> list[WindowStats]:
-    # One JSON parameter: cheap to send whatever the number of windows (a list parameter
-    # per column costs psycopg more to adapt than the query takes to run).
+def _parameters(requests: Sequence[WindowRequest]) -> list[str]:
+    """The windows as one JSON parameter: cheap to send whatever the number of windows (a
+    list parameter per column costs psycopg more to adapt than the query takes to run)."""
     iso: dict[datetime, str] = {}  # a tick's windows share their ends: format each once
 
     def text(moment: datetime) -> str:
@@ -194,9 +194,13 @@ def _postgresql(requests: Sequence[WindowRequest]) -> list[WindowStats]:
         ],
         separators=(",", ":"),
     )
+    return [windows]
+
+
+def _postgresql(requests: Sequence[WindowRequest]) -> list[WindowStats]:
     out: list[WindowStats | None] = [None] * len(requests)
     with connection.cursor() as cursor:
-        cursor.execute(_sql(trusted=any(r.untrusted for r in requests)), [windows])
+        cursor.execute(_sql(trusted=any(r.untrusted for r in requests)), _parameters(requests))
         for row in cursor.fetchall():
             index, strict = row[0], row[1]
             want = requests[index].want_values
