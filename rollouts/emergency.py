@@ -31,6 +31,7 @@ from flags.kill_switches import KillSwitchResult
 from flags.models import KillSwitch, KillSwitchScope
 from flags.services import kill_switch_engage, lock_environment
 from releasecontrol.audit import Target, audit_record
+from releasecontrol.collector import with_collector_paused
 from releasecontrol.models import Environment, User
 from releasecontrol.notifications.services import notification_enqueue
 from releasecontrol.policy import authorize
@@ -72,6 +73,7 @@ def rollback_target(rollback: Rollback, environment: Environment) -> Target:
     return Target("rollback", str(rollback.pk), f"rollback of {environment.slug}")
 
 
+@with_collector_paused  # 10,000 states allocate enough for full collections that free nothing
 @transaction.atomic
 def environment_rollback(*, actor: User, environment: Environment, reason: str) -> RollbackResult:
     """Every flag off and every live release rolled back in the environment, now."""
