@@ -23,6 +23,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
+from django.db.models import Value
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from ..context import (
@@ -92,10 +94,11 @@ def _text(value: str, where: str) -> str:
     return value
 
 
-def _json_value(value: Any, where: str) -> Any:
-    """What a JSON column gives back for this value: hash what is stored, not what was passed."""
+def _json_value(value: Any, where: str) -> tuple[Any, str | None]:
+    """What a JSON column gives back for this value (hash what is stored, not what was
+    passed), and its canonical text: the text hashed is the text written (None: SQL NULL)."""
     if value is None:
-        return None
+        return None, None
     try:
         text = json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False, ensure_ascii=False)
     except ValueError as error:
@@ -106,14 +109,14 @@ def _json_value(value: Any, where: str) -> Any:
         floats.append(number)
         return float(number)
 
-    loaded = json.loads(text, parse_float=parse_float)
+    stored = json.loads(text, parse_float=parse_float)
     # json.dumps escapes a NUL as \u0000 even with ensure_ascii off; a lone surrogate stays raw.
-    if not floats and "\\u0000" not in text and text_problem(text) is None:
-        # Nothing jsonb would store differently (no float, no NUL or lone surrogate in any
-        # string or key): as loaded. A large event (a rollback's thousands of states) is not
-        # walked value by value.
-        return loaded
-    return _as_stored(loaded, where)
+    if floats or "\\u0000" in text or text_problem(text) is not None:
+        # Something jsonb would store differently (a float, a NUL or lone surrogate in a
+        # string or key): walked value by value. A large event with none of them (a
+        # rollback's thousands of states) is not.
+        stored = _as_stored(stored, where)
+    return stored, canonical_text(stored)
 
 
 def _client_ip(value: str | None) -> str | None:
@@ -149,12 +152,35 @@ def canonical_fields(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-def canonical_json(fields: dict[str, Any]) -> bytes:
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+def canonical_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def chain_hash(prev_hash: str, fields: dict[str, Any]) -> str:
-    return hashlib.sha256(prev_hash.encode() + canonical_json(fields)).hexdigest()
+def canonical_json(fields: dict[str, Any], texts: dict[str, str | None] | None = None) -> bytes:
+    """The canonical JSON of these fields. `texts` holds the canonical text of some values,
+    already made: spliced in as they are (the same bytes as serialising the whole dict)."""
+    if not texts:
+        return canonical_text(fields).encode()
+    parts = []
+    for key in sorted(fields):
+        text = texts.get(key)
+        parts.append(
+            f"{canonical_text(key)}:{canonical_text(fields[key]) if text is None else text}"
+        )
+    return ("{" + ",".join(parts) + "}").encode()
+
+
+def chain_hash(
+    prev_hash: str, fields: dict[str, Any], texts: dict[str, str | None] | None = None
+) -> str:
+    return hashlib.sha256(prev_hash.encode() + canonical_json(fields, texts)).hexdigest()
+
+
+def _stored_as(text: str | None) -> Cast | None:
+    """A JSON column's value written from its canonical text (not serialised again)."""
+    if text is None:
+        return None
+    return Cast(Value(text, output_field=models.TextField()), output_field=models.JSONField())
 
 
 def _take_chain_lock() -> None:
@@ -206,6 +232,9 @@ def audit_record(
     if actor is None or actor.pk is None:
         raise ValueError("Every audit event needs an actor; automation acts as User.system().")
     request_context = current_request_context()
+    # Serialised once: the canonical text is hashed and written as it is.
+    before, before_text = _json_value(before, "before")
+    after, after_text = _json_value(after, "after")
     with transaction.atomic():
         _take_chain_lock()
         last_hash, last_time = AuditEvent.objects.order_by("-id").values_list(
@@ -225,15 +254,18 @@ def audit_record(
             target_type=_text(target.type if target else "", "target_type"),
             target_id=_text(target.id if target else "", "target_id"),
             target_name=_text((target.name if target else "")[:200], "target_name"),
-            before=_json_value(before, "before"),
-            after=_json_value(after, "after"),
+            before=before,
+            after=after,
             reason=_text(reason, "reason"),
             request_id=_text(request_context.request_id, "request_id"),
             client_ip=_client_ip(request_context.client_ip),
             prev_hash=last_hash,
         )
-        event.hash = chain_hash(event.prev_hash, canonical_fields(event))
+        texts = {"before": before_text, "after": after_text}
+        event.hash = chain_hash(event.prev_hash, canonical_fields(event), texts)
+        event.before, event.after = _stored_as(before_text), _stored_as(after_text)
         event.save(force_insert=True)
+        event.before, event.after = before, after
     return event
 
 

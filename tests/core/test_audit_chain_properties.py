@@ -5,7 +5,9 @@ be stored faithfully (NaN, Infinity, NUL, lone surrogates, a non-address) is ref
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
+from decimal import Decimal
 
 import pytest
 from django.test import Client
@@ -70,12 +72,36 @@ def test_audit_record__arbitrary_values__chain_verifies_as_read_back(
     assert report.ok, report.problem
     stored = AuditEvent.objects.get(pk=event.pk)
     assert stored.hash == event.hash
+    assert (stored.before, stored.after) == (event.before, event.after)
     assert stored.reason == reason
     if address is not None:
         assert ipaddress.ip_address(stored.client_ip) in {
             ipaddress.ip_address(address),
             getattr(ipaddress.ip_address(address), "ipv4_mapped", None),
         }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {10: "ten", 9: "nine", "x": (1, 2)},
+        {True: 1, None: 2},
+        {"when": dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC), "cost": Decimal("1.50")},
+        {
+            "states": [
+                {"flag": f"f-{i}", "before": {"mode": "full", "version": i}} for i in range(500)
+            ]
+        },
+    ],
+)
+def test_audit_record__keys_and_types_json_rewrites__stored_as_hashed_and_verify(
+    system_user, value
+):
+    event = audit_record(actor=system_user, action="test.rewrites", before=value, after=[value])
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert (stored.before, stored.after) == (event.before, event.after)
+    assert stored.hash == event.hash
+    assert audit_verify().ok
 
 
 @pytest.mark.parametrize("value", [-0.0, 1e16, 1.5e300, 5e-324, 10**30, {"n": [-0.0, 1e22]}])
