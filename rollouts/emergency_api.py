@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Path, Router
 
 from flags.models import KillSwitch
+from releasecontrol.api import api_response
 from releasecontrol.schemas import errors
 from releasecontrol.selectors import environment_get
 
@@ -66,23 +67,30 @@ def rollback_detail_text(result: RollbackResult, slug: str) -> str:
 )
 def environment_rollback_post(
     request: HttpRequest, environment: EnvironmentPath, payload: RollbackIn
-) -> dict:
+) -> HttpResponse:
     env = environment_get(environment)
     result = environment_rollback(actor=request.auth, environment=env, reason=payload.reason or "")
     rollback = result.rollback
     switch = (
         KillSwitch.objects.select_related("engaged_by").filter(pk=rollback.kill_switch_id).first()
     )
-    return {
-        "rollback": rollback.pk,
-        "environment": env.slug,
-        "already_rolled_back": result.already,
-        "turned_off": result.turned_off,
-        "releases_stopped": result.releases_stopped,
-        "kill_switch": kill_switch_json(switch),
-        "snapshot_url": rollback_link(rollback),
-        "detail": rollback_detail_text(result, env.slug),
-    }
+    answer = RollbackOut.model_validate(
+        {
+            "rollback": rollback.pk,
+            "environment": env.slug,
+            "already_rolled_back": result.already,
+            "turned_off": [],
+            "releases_stopped": result.releases_stopped,
+            "kill_switch": kill_switch_json(switch),
+            "snapshot_url": rollback_link(rollback),
+            "detail": rollback_detail_text(result, env.slug),
+        }
+    ).model_dump()
+    # Built in TurnedOffOut's shape by the kill switch (flags/kill_switches.py): thousands
+    # of states go straight to JSON rather than through the schema one by one, so the
+    # answer leaves as soon as the rollback commits.
+    answer["turned_off"] = result.turned_off
+    return api_response(request, answer)
 
 
 @router.get(

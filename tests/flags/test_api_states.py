@@ -13,6 +13,7 @@ from flags.models import Flag, FlagState
 from flags.services import flag_create, flag_state_set, kill_switch_engage, kill_switch_release
 from releasecontrol.audit import audit_verify
 from releasecontrol.models import AuditEvent, Environment
+from rollouts.emergency_schemas import RollbackOut
 from rollouts.models import Rollback
 
 STATE_URL = "/api/v1/flags/new-checkout/environments/{}"
@@ -345,6 +346,13 @@ def test_environment_rollback__oncall__turns_off_and_second_call_is_idempotent(
         ("ocr", "percentage"),
     ]
     assert body["kill_switch"]["engaged_by"] == "omar"
+    # Every item has the documented shape (the states skip the schema on the way out).
+    assert RollbackOut.model_validate(body).model_dump(mode="json")["turned_off"] == [
+        {"flag": "new-checkout", "before": {"mode": "full", "percentage": 0, "allowlist": [],
+                                            "version": 2}},
+        {"flag": "ocr", "before": {"mode": "percentage", "percentage": 30, "allowlist": [],
+                                   "version": 2}},
+    ]  # fmt: skip
     assert state_of(flag, production)["mode"] == state_of(other, production)["mode"] == "off"
     assert state_of(flag, staging)["mode"] == "full"
     event = last_event(action="killswitch.engage")
