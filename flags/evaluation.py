@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -526,6 +526,7 @@ class SnapshotStore:
         if versions == snapshot.versions:
             return snapshot
         changed = [row for row in rows if (row[0], row[2]) not in snapshot.versions]
+        self._publish_kill_switches(snapshot, changed)
         environments = {
             pk: env for pk, env in snapshot.environments.items() if (pk, env.version) in versions
         }
@@ -535,6 +536,30 @@ class SnapshotStore:
         )
         self.rebuilds += 1
         return Snapshot(environments, versions, keys)
+
+    def _publish_kill_switches(self, snapshot: Snapshot, changed: list[tuple]) -> None:
+        """An environment kill switch engaged since the last check answers off at once,
+        before the rebuild of its flags: while it is engaged every answer is the off-value,
+        whatever the states say. The snapshot in use gets the switch and keeps its old
+        version, so the rebuild that follows (or the next check, if it fails) still replaces
+        it. At 10,000 flags this is the difference between the answer the moment the check
+        sees the switch and a quarter of a second later."""
+        engaged = [
+            row[0]
+            for row in changed
+            if row[3]
+            and row[0] in snapshot.environments
+            and not snapshot.environments[row[0]].kill_switch_engaged
+        ]
+        if not engaged:
+            return
+        environments = dict(snapshot.environments)
+        for environment_id in engaged:
+            environments[environment_id] = replace(
+                environments[environment_id], kill_switch_engaged=True
+            )
+        self._snapshot = Snapshot(environments, snapshot.versions, snapshot.keys)
+        self._checked_at = self.clock()
 
 
 def _max_age_from_settings() -> float:

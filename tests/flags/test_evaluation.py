@@ -416,3 +416,56 @@ def test_snapshot__older_than_twice_max_age__checked_before_answering(
     flag_state_set(actor=release_manager, flag=f, environment=production, mode="full", reason="go")
     clock.shift(0.11)
     assert evaluation.store.environment_for_key(sdk_key).flags["first"].mode == "full"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_snapshot__environment_kill_switch_engaged__answers_off_before_the_flags_are_rebuilt(
+    make_flag, sdk_key, settings, release_manager, oncall, production
+):
+    import threading
+
+    from django.db import connection, connections
+
+    from flags.services import flag_state_set, kill_switch_engage
+
+    settings.FLAG_SNAPSHOT_MAX_AGE = 0
+    f = make_flag("first")
+    flag_state_set(actor=release_manager, flag=f, environment=production, mode="full", reason="go")
+    before = evaluation.store.environment_for_key(sdk_key)
+    assert evaluate(before.flags["first"], before, "u")["value"] is True
+    kill_switch_engage(actor=oncall, environment=production, reason="5xx everywhere")
+    rebuilds = evaluation.store.rebuilds
+    # Another connection holds the flags table: the rebuild's first query waits for it.
+    blocker = connections.create_connection("default")
+    blocker.set_autocommit(False)
+    with blocker.cursor() as cursor:
+        cursor.execute("LOCK TABLE flags_flag IN ACCESS EXCLUSIVE MODE")
+
+    def check() -> None:
+        try:
+            evaluation.store.current()  # older than max_age (0): checks, then rebuilds
+        finally:
+            connection.close()
+
+    checking = threading.Thread(target=check)
+    checking.start()
+    try:
+        deadline = time.monotonic() + 10
+        served = evaluation.store._snapshot  # read as requests read it, without checking
+        while not served.environments[production.pk].kill_switch_engaged:
+            assert time.monotonic() < deadline, "the kill switch was never published"
+            time.sleep(0.01)
+            served = evaluation.store._snapshot
+        interim = served.environments[production.pk]
+        answer = evaluate(interim.flags["first"], interim, "u")
+        assert (answer["value"], answer["metadata"]) == (False, {"killSwitch": True})
+        assert evaluation.store.rebuilds == rebuilds  # the rebuild is still waiting
+        assert checking.is_alive()
+    finally:
+        blocker.rollback()
+        blocker.close()
+        checking.join(10)
+    final = evaluation.store.environment_for_key(sdk_key)
+    assert evaluation.store.rebuilds == rebuilds + 1
+    assert final.kill_switch_engaged and final.version > before.version
+    assert final.flags["first"].mode == "off"
