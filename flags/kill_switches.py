@@ -95,9 +95,10 @@ def kill_switch_engage(
     on = FlagState.objects.filter(covered, environment=environment).exclude(mode=Mode.OFF)
     # Plain values, not model instances: an environment switch may cover thousands of rows.
     # (The allowlist as text: most are empty, and decoding thousands of "[]" is not free.)
-    locked = (
-        on.select_for_update(of=("self",))
-        .annotate(allowlist_text=Cast("allowlist", TextField()))
+    # No row locks: every write to an environment's states takes the environment's row
+    # first (lock_environment, above), so these are the rows the UPDATE below changes.
+    covered_states = (
+        on.annotate(allowlist_text=Cast("allowlist", TextField()))
         .order_by("flag__key")
         .values_list("flag__key", "mode", "percentage", "allowlist_text", "version")
     )
@@ -113,9 +114,9 @@ def kill_switch_engage(
                 "version": version,
             },
         }
-        for key, mode, percentage, listed, version in locked
+        for key, mode, percentage, listed, version in covered_states
     ]
-    # One UPDATE for every covered row (locked above, so the same rows): the same change each.
+    # One UPDATE for every covered row: the same change each.
     on.update(mode=Mode.OFF, version=F("version") + 1, updated_at=now, updated_by=actor)
     if scope == KillSwitchScope.FLAG:
         switch.covered_flags.set([flag])

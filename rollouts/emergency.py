@@ -4,12 +4,12 @@ button calls (the board's environment kill switch, the on-call page, the API,
 
 One transaction: the environment kill switch engaged (flags' kill_switch_engage, every flag
 state off), every live release rolled back, a Rollback row with the snapshot of what it
-changed, one `environment.rollback` audit event holding that snapshot and the reason, and the
+changed, one `environment.rollback` audit event holding the releases and the reason, and the
 notifications written to the outbox (delivered after commit). The kill switch's own
 `killswitch.engage` event stays beside it and holds every state it turned off (each flag's
-history shows what turned it off); the rollback event holds the releases stopped and names
-that event for the flags, so the thousands of states are serialised, hashed and stored once
-in the chain. The Rollback row keeps the whole snapshot, flags and releases, for restore.
+history shows what turned it off); the rollback event and the Rollback row name that event
+for the flags, so the thousands of states are serialised, hashed and stored once, in the
+append-only chain, where restore reads them (`Rollback.flag_states`).
 
 Idempotent under concurrency: the environment row is locked first, so a second or concurrent
 press waits, then finds the first rollback and answers with it, changing nothing. A kill
@@ -112,11 +112,8 @@ def environment_rollback(*, actor: User, environment: Environment, reason: str) 
         live, actor=actor, reason=reason, now=now, evidence={"emergency_rollback": True}
     )
     turned_off = switch.turned_off
+    # The flag states are in the kill switch's event, recorded once (Rollback.flag_states).
     snapshot = {
-        "flags": [
-            {"flag": t["flag"], "before": t["before"], "after_version": t["before"]["version"] + 1}
-            for t in turned_off
-        ],
         "releases": stopped,
         "kill_switch": {"id": switch.switch.pk, "engaged_earlier": switch.already_engaged},
     }
@@ -127,6 +124,7 @@ def environment_rollback(*, actor: User, environment: Environment, reason: str) 
         reason=reason,
         created_at=now,
         snapshot=snapshot,
+        states_event=switch.event,
     )
     audit_record(
         actor=actor,

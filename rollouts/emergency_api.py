@@ -125,7 +125,7 @@ def rollback_json(rollback: Rollback) -> dict[str, Any]:
         "kill_switch": rollback.kill_switch_id,
         "kill_switch_engaged": engaged,
         "snapshot": {
-            "flags": rollback.snapshot.get("flags", []),
+            "flags": rollback.flag_states,
             "releases": rollback.snapshot.get("releases", []),
         },
         "restore": {

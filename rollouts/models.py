@@ -7,13 +7,16 @@ names); admin is read-only.
 
 from __future__ import annotations
 
+from functools import cached_property
+from typing import Any
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from flags.models import Flag, KillSwitch, Mode
-from releasecontrol.models import Environment, User
+from releasecontrol.models import AuditEvent, Environment, User
 
 
 class ReleaseStatus(models.TextChoices):
@@ -346,9 +349,14 @@ class ReleaseEvent(models.Model):
 
 
 class Rollback(models.Model):
-    """An emergency rollback of a whole environment and the snapshot of what it changed:
-    `snapshot = {"flags": [{"flag", "before": {mode, percentage, allowlist, version},
-    "after_version"}], "releases": [{"id", "name", "status", "stage_index", "percentage"}]}`."""
+    """An emergency rollback of a whole environment and the snapshot of what it changed.
+
+    `snapshot = {"releases": [{"id", "name", "version", "status", "stage_index", "stage",
+    "mode", "percentage"}], "kill_switch": {"id", "engaged_earlier"}}`. The flag states it
+    turned off are recorded once, in the audit trail: `states_event` is the
+    `killswitch.engage` event of the same transaction, whose `before.states` hold each
+    state as it was (append-only, so the snapshot a restore reads cannot be edited).
+    `flag_states` reads them. (Rows written before that keep theirs in `snapshot.flags`.)"""
 
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
     kill_switch = models.OneToOneField(
@@ -358,6 +366,9 @@ class Rollback(models.Model):
     reason = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
     snapshot = models.JSONField(default=dict)
+    states_event = models.ForeignKey(
+        AuditEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     restored_at = models.DateTimeField(null=True, blank=True)
     restored_by = models.ForeignKey(
         User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -369,6 +380,24 @@ class Rollback(models.Model):
 
     def __str__(self) -> str:
         return f"rollback {self.pk} of {self.environment_id}"
+
+    @cached_property
+    def flag_states(self) -> list[dict[str, Any]]:
+        """[{"flag", "before": {mode, percentage, allowlist, version}, "after_version"}], by
+        flag key: each state the rollback turned off, as it was."""
+        if "flags" in self.snapshot:
+            return self.snapshot["flags"]
+        if self.states_event_id is None:
+            return []  # the kill switch was engaged earlier: nothing was turned off
+        before = (
+            AuditEvent.objects.filter(pk=self.states_event_id)
+            .values_list("before", flat=True)
+            .first()
+        )
+        return [
+            {**item, "after_version": item["before"]["version"] + 1}
+            for item in (before or {}).get("states", [])
+        ]
 
 
 class DeploymentKind(models.TextChoices):

@@ -203,7 +203,7 @@ def rollback_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "environment": env,
         "rollback": rollback,
-        "flags": rollback.snapshot.get("flags", []),
+        "flags": rollback.flag_states,
         "releases": rollback.snapshot.get("releases", []),
         "engaged": switch is not None and switch.released_at is None,
         "can_request": not rollback.restored_at,

@@ -52,7 +52,7 @@ def _rollback_of(raw: Any, errors: dict[str, str]) -> Rollback | None:
 
 def snapshot_flags(rollback: Rollback) -> dict[str, dict[str, Any]]:
     """flag key -> its state before the rollback, as the snapshot keeps it."""
-    return {item["flag"]: item["before"] for item in rollback.snapshot.get("flags", [])}
+    return {item["flag"]: item["before"] for item in rollback.flag_states}
 
 
 def restore_parameters(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def test_environment_rollback__flags_on_and_live_releases__all_off_stopped_one_s
     ]
     rollback = Rollback.objects.get()
     assert rollback == result.rollback and rollback.kill_switch == KillSwitch.objects.get()
-    calling_item = next(i for i in rollback.snapshot["flags"] if i["flag"] == "calling")
+    calling_item = next(i for i in rollback.flag_states if i["flag"] == "calling")
     assert calling_item["before"] == {
         "mode": "percentage",
         "percentage": 20,
@@ -77,15 +77,17 @@ def test_environment_rollback__flags_on_and_live_releases__all_off_stopped_one_s
     event = AuditEvent.objects.get(action="environment.rollback")
     assert (event.actor, event.environment_id, event.reason) == (oncall, "production", "5xx at 4%")
     engaged = AuditEvent.objects.get(action="killswitch.engage")
-    # Each state turned off is in the chain once: in the kill switch's event, which the
-    # rollback's event names; the rollback row keeps the whole snapshot.
+    # Each state turned off is recorded once: in the kill switch's event, which the
+    # rollback's event and its row name (the snapshot a restore reads is append-only).
     assert event.before == {
         "flags": {"turned_off": 3, "states_in_event": engaged.pk},
         "releases": rollback.snapshot["releases"],
     }
+    assert rollback.states_event == engaged and "flags" not in rollback.snapshot
     assert [
         {**s, "after_version": s["before"]["version"] + 1} for s in engaged.before["states"]
-    ] == rollback.snapshot["flags"]
+    ] == Rollback.objects.get().flag_states
+    assert [i["flag"] for i in rollback.flag_states] == ["calling", "new-checkout", "ocr"]
     assert engaged.pk < event.pk
     assert event.after["rollback"] == rollback.pk
     assert event.after["releases_stopped"] == [release.pk, paused.pk]
@@ -128,7 +130,20 @@ def test_environment_rollback__kill_switch_engaged_earlier__releases_still_stopp
     assert Release.objects.get(pk=release.pk).status == "rolled_back"
     assert result.rollback.kill_switch == switch
     assert result.rollback.snapshot["kill_switch"] == {"id": switch.pk, "engaged_earlier": True}
+    assert Rollback.objects.get().flag_states == []  # nothing turned off by this one
     assert environment_rollback(actor=oncall, environment=production, reason="3rd").already
+
+
+def test_rollback_flag_states__row_with_its_own_snapshot_of_flags__read_from_the_row(
+    oncall, production
+):
+    item = {"flag": "ocr", "before": {"mode": "full", "percentage": 0, "allowlist": [],
+                                      "version": 4}, "after_version": 5}  # fmt: skip
+    rollback = Rollback.objects.create(
+        environment=production, actor=oncall, reason="older row", snapshot={"flags": [item]}
+    )
+
+    assert Rollback.objects.get(pk=rollback.pk).flag_states == [item]
 
 
 def test_environment_rollback__no_reason__refused_nothing_changes(oncall, production):
