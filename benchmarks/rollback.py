@@ -5,8 +5,9 @@ Per run, against gunicorn (2 workers x 2 threads, gthread) on PostgreSQL:
 
 - end to end: from sending `POST /api/v1/environments/production/rollback` to its answer
   (the rollback committed), and to the first OFREP answer that is off in every web process
-  (four pollers ask for one flag on a new connection each time, tagged with a probe id the
-  access log ties to the worker that answered);
+  (four pollers ask for one flag on a new connection each time, each every 20 ms, about 200
+  requests/s in all throughout the run (--poll-interval), tagged with a probe id the access
+  log ties to the worker that answered);
 - the committed transaction alone: `environment_rollback` called in this process, timed from
   the call to its return (commit included);
 - beside it, in the same run, a bare `UPDATE` of the same rows (the 10,000 states off with
@@ -26,8 +27,8 @@ Usage (from the repository root):
 
 Without DATABASE_URL a throwaway PostgreSQL is started and removed (as the other
 benchmarks do). The flags are written once per database with bulk_create (about 10 s).
-Options: --flags (10,000), --releases (100), --runs (20), --warmup (1), --json FILE. Redis is not
-configured: a rollback never needs it.
+Options: --flags (10,000), --releases (100), --runs (20), --warmup (1), --poll-interval
+(0.02 s), --json FILE. Redis is not configured: a rollback never needs it.
 """
 
 # This script runs the programs it names (PostgreSQL, gunicorn) with arguments it builds.
@@ -232,13 +233,15 @@ def answered_by(access: Path) -> dict[str, int]:
 
 class Pollers:
     """Four threads asking OFREP for one flag, a new connection each time, each request
-    tagged; answers kept as (probe, sent, received, value)."""
+    tagged, each thread at most one request per `interval` seconds (0: as fast as it can);
+    answers kept as (probe, sent, received, value)."""
 
-    def __init__(self, server: Server, sdk_key: str) -> None:
-        self.server, self.sdk_key = server, sdk_key
+    def __init__(self, server: Server, sdk_key: str, interval: float) -> None:
+        self.server, self.sdk_key, self.interval = server, sdk_key, interval
         self.answers: list[tuple[str, float, float, bool]] = []
         self.lock, self.stop = threading.Lock(), threading.Event()
         self.count = 0
+        self.started = time.perf_counter()
         self.threads = [threading.Thread(target=self.poll, daemon=True) for _ in range(4)]
         for thread in self.threads:
             thread.start()
@@ -261,6 +264,11 @@ class Pollers:
                         self.answers.append(
                             (probe, sent, time.perf_counter(), json.loads(raw)["value"])
                         )
+            self.stop.wait(max(0.0, sent + self.interval - time.perf_counter()))
+
+    def rate(self) -> float:
+        """Requests sent per second since the pollers started."""
+        return self.count / (time.perf_counter() - self.started)
 
     def take(self) -> list[tuple[str, float, float, bool]]:
         with self.lock:
@@ -334,7 +342,7 @@ def benchmark(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     env = {**os.environ, "ALLOWED_HOSTS": "127.0.0.1", "DEBUG": "0", "REDIS_URL": ""}
     directory = Path(tempfile.mkdtemp(prefix="rc-bench-rollback-"))
     server, access = start(env, directory)
-    pollers = Pollers(server, setup["sdk_key"])
+    pollers = Pollers(server, setup["sdk_key"], args.poll_interval)
     runs: list[dict[str, float]] = []
     try:
         for n in range(1 - args.warmup, args.runs + 1):
@@ -356,6 +364,7 @@ def benchmark(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                 f"every worker off {e2e['all_workers_off_s'] * 1000:6.1f} ms"
             )
     finally:
+        ofrep_rate = pollers.rate()
         pollers.close()
         server.stop()
         reset(setup["environment"])
@@ -373,6 +382,7 @@ def benchmark(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         "runs": args.runs,
         "warmup": args.warmup,
         "server": f"gunicorn {WORKERS} workers x {THREADS} threads (gthread)",
+        "ofrep_requests_per_s": round(ofrep_rate),
         "bare_update": stats("bare_update_s"),
         "transaction": stats("transaction_s"),
         "api_committed": stats("committed_s"),
@@ -396,7 +406,8 @@ def report(result: dict[str, Any]) -> str:
     ]
     lines = [
         f"{result['flags']} flags on, {result['releases']} live releases, {result['runs']} runs, "
-        f"{result['server']}",
+        f"{result['server']}, OFREP polled {result['ofrep_requests_per_s']} requests/s "
+        "throughout",
         "",
         "| measured | p50 | p99 |",
         "|---|---|---|",
@@ -414,6 +425,11 @@ def main() -> None:
     parser.add_argument("--releases", type=int, default=100)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=1, help="runs first, not counted (1)")
+    parser.add_argument(
+        "--poll-interval", type=float, default=0.02,
+        help="seconds between one poller's requests (0.02: about 200 requests/s in all; "
+        "0: as fast as they can, which on a 2-core machine takes the cores the server needs)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if os.environ.get("DATABASE_URL"):

@@ -4,6 +4,7 @@ against the real database: freshness, fixed query counts, archived flags, SDK ke
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -420,7 +421,7 @@ def test_snapshot__older_than_twice_max_age__checked_before_answering(
 
 @pytest.mark.django_db(transaction=True)
 def test_snapshot__environment_kill_switch_engaged__answers_off_before_the_flags_are_rebuilt(
-    make_flag, sdk_key, settings, release_manager, oncall, production
+    make_flag, sdk_key, settings, release_manager, oncall, production, caplog
 ):
     import threading
 
@@ -461,6 +462,10 @@ def test_snapshot__environment_kill_switch_engaged__answers_off_before_the_flags
         assert (answer["value"], answer["metadata"]) == (False, {"killSwitch": True})
         assert evaluation.store.rebuilds == rebuilds  # the rebuild is still waiting
         assert checking.is_alive()
+        # A request finding the snapshot due for a check does not wait for that rebuild.
+        with caplog.at_level(logging.WARNING, logger="flags.evaluation"):
+            assert evaluation.store.current().environments[production.pk] is interim
+        assert "check_slow" not in caplog.text
     finally:
         blocker.rollback()
         blocker.close()
