@@ -19,10 +19,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from flags.guards import REQUEST_ENDPOINT, ApprovalRequired, request_to_make
+from flags.guards import (
+    REQUEST_ENDPOINT,
+    ApprovalRequired,
+    approval_required,
+    is_requestable,
+    may_request,
+    request_to_make,
+)
 from flags.models import FlagState, Mode
 from flags.services import flag_state_set
 from releasecontrol import requestable
@@ -144,16 +152,35 @@ def _authorize(
     *,
     approved_by: User | None = None,
     requested: Any = None,
+    request_instead: dict | None = None,
 ) -> None:
-    authorize(
-        actor,
-        action,
-        release.environment,
-        approved_by=approved_by,
-        target=release_target(release),
-        requested=requested or {"release": release.pk},
-        reason=reason,
-    )
+    """The policy's answer. Given `request_instead` (the parameters of the step's request,
+    when the release's status allows the step and no approval is in hand), one refused who
+    may ask for it here is answered 409 naming the request to make; the refusal is recorded
+    as denied all the same."""
+    try:
+        authorize(
+            actor,
+            action,
+            release.environment,
+            approved_by=approved_by,
+            target=release_target(release),
+            requested=requested or {"release": release.pk},
+            reason=reason,
+        )
+    except PermissionDenied as refusal:
+        if (
+            request_instead is not None
+            and is_requestable(action.name)
+            and may_request(actor, release.environment)
+        ):
+            raise approval_required(
+                str(refusal),
+                action=action.name,
+                environment=release.environment,
+                parameters=request_instead,
+            ) from None
+        raise
 
 
 def _enter(release: Release, index: int, now: dt.datetime) -> None:
@@ -177,14 +204,16 @@ def release_start(
     release = release_lock(release)
     parameters = {"release": release.pk}
     verified = _verified(approval, release, actions.RELEASE_START.name, parameters)
+    startable = release.status in (ReleaseStatus.DRAFT, ReleaseStatus.AWAITING_APPROVAL)
     _authorize(
         actor,
         actions.RELEASE_START,
         release,
         reason,
         approved_by=verified.first_approver if verified else None,
+        request_instead=parameters if startable and verified is None else None,
     )
-    if release.status not in (ReleaseStatus.DRAFT, ReleaseStatus.AWAITING_APPROVAL):
+    if not startable:
         raise _refuse_state(release, "a start", "draft or awaiting approval")
     if verified is None and needs_request(release):
         raise _approval_required(actor, release, actions.RELEASE_START, parameters, reason)
@@ -263,6 +292,9 @@ def release_advance(
         reason,
         approved_by=verified.first_approver if verified else plan_approver(release, actor),
         requested=parameters,
+        request_instead=(
+            parameters if release.status == ReleaseStatus.IN_PROGRESS and verified is None else None
+        ),
     )
     if release.status != ReleaseStatus.IN_PROGRESS:
         raise _refuse_state(release, "advancing", "in progress (resume a paused one first)")
@@ -363,6 +395,9 @@ def release_resume(
         release,
         reason,
         approved_by=verified.first_approver if verified else None,
+        request_instead=(
+            parameters if release.status == ReleaseStatus.PAUSED and verified is None else None
+        ),
     )
     if release.status != ReleaseStatus.PAUSED:
         raise _refuse_state(release, "resuming", "paused")

@@ -64,15 +64,34 @@ def test_post_release_start__then_get__current_stage_and_latest_evaluation(
     assert body["stage_entered_at"] is not None
 
 
-def test_post_release_start__agent_in_production__403_and_recorded(
+def test_post_release_start__agent_in_production__409_names_the_request_and_recorded(
     api_call, release_manager, agent, flag
 ):
     pk = _create(api_call, release_manager, environment="production").json()["id"]
 
     response = api_call(agent, "POST", f"/api/v1/releases/{pk}/start", {"reason": "go"})
 
-    assert response.status_code == 403
+    assert response.status_code == 409
+    body = response.json()
+    assert body["error"] == "approval_required"
+    assert body["request"] == {
+        "action": "release.start",
+        "environment": "production",
+        "parameters": {"release": pk},
+    }
     assert AuditEvent.objects.filter(actor=agent, outcome="denied").exists()
+    assert Release.objects.get(pk=pk).status == "draft"
+
+
+def test_post_release_start__agent_on_a_release_already_started__403(
+    api_call, release_manager, agent, flag
+):
+    pk = _create(api_call, release_manager, environment="production").json()["id"]
+    Release.objects.filter(pk=pk).update(status="in_progress", current_stage_index=0)
+
+    response = api_call(agent, "POST", f"/api/v1/releases/{pk}/start", {"reason": "go"})
+
+    assert response.status_code == 403  # no request would be heard: it has started
 
 
 def test_post_release_start__release_manager_in_production__409_names_the_request(
