@@ -19,29 +19,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from flags.guards import (
-    REQUEST_ENDPOINT,
-    ApprovalRequired,
-    approval_required,
-    is_requestable,
-    may_request,
-    request_to_make,
-)
 from flags.models import FlagState, Mode
 from flags.services import flag_state_set
-from releasecontrol import requestable
-from releasecontrol.audit import audit_record, audit_record_denial
+from releasecontrol.audit import audit_record
 from releasecontrol.models import User
-from releasecontrol.policy import Action, authorize
+from releasecontrol.policy import Action
 from releasecontrol.requestable import VerifiedApproval
 
 from . import actions
 from .driving import (
-    ReleaseStateConflict,
     Step,
     event_add,
     flags_drive,
@@ -59,8 +48,16 @@ from .driving import (
 )
 from .editing import release_create, release_update
 from .models import LIVE_STATUSES, Release, ReleaseEventKind, ReleaseStatus
+from .step_guards import (
+    needs_request,
+    step_approval_required,
+    step_approval_verified,
+    step_authorize,
+    step_refused,
+)
 
 __all__ = [
+    "needs_request",
     "release_advance",
     "release_create",
     "release_halve",
@@ -73,51 +70,6 @@ __all__ = [
     "release_start",
     "release_update",
 ]
-
-
-def needs_request(release: Release) -> bool:
-    return release.environment.approvals_required > 0
-
-
-def _refuse_state(release: Release, step: str, allowed: str) -> ReleaseStateConflict:
-    return ReleaseStateConflict(
-        f"Release #{release.pk} is {release.get_status_display().lower()}: {step} needs it "
-        f"{allowed}.",
-        release_status=release.status,
-    )
-
-
-def _approval_required(
-    actor: User, release: Release, action: Action, parameters: dict, reason: str
-) -> ApprovalRequired:
-    """Recorded as denied; the 409 names the request to make."""
-    why = (
-        f"{release.environment.name} requires an approved {action.name} request "
-        f"({release.environment.approvals_required} go(s) from people other than the requester)."
-    )
-    audit_record_denial(
-        actor=actor,
-        action=action.name,
-        environment=release.environment,
-        target=release_target(release),
-        after={"refused": why, "requested": parameters},
-        reason=reason,
-    )
-    return ApprovalRequired(
-        f"Refused: {why} Ask for a go: {REQUEST_ENDPOINT} with the request below; once "
-        "approved, someone who may drive releases there executes it.",
-        request=request_to_make(action.name, release.environment, parameters),
-    )
-
-
-def _verified(
-    approval: VerifiedApproval | int | None, release: Release, action: str, parameters: dict
-) -> VerifiedApproval | None:
-    if approval is None:
-        return None
-    return requestable.approval_verify(
-        approval, action=action, environment=release.environment, parameters=parameters
-    )
 
 
 def _record(
@@ -144,45 +96,6 @@ def _record(
     )
 
 
-def _authorize(
-    actor: User,
-    action: Action,
-    release: Release,
-    reason: str,
-    *,
-    approved_by: User | None = None,
-    requested: Any = None,
-    request_instead: dict | None = None,
-) -> None:
-    """The policy's answer. Given `request_instead` (the parameters of the step's request,
-    when the release's status allows the step and no approval is in hand), one refused who
-    may ask for it here is answered 409 naming the request to make; the refusal is recorded
-    as denied all the same."""
-    try:
-        authorize(
-            actor,
-            action,
-            release.environment,
-            approved_by=approved_by,
-            target=release_target(release),
-            requested=requested or {"release": release.pk},
-            reason=reason,
-        )
-    except PermissionDenied as refusal:
-        if (
-            request_instead is not None
-            and is_requestable(action.name)
-            and may_request(actor, release.environment)
-        ):
-            raise approval_required(
-                str(refusal),
-                action=action.name,
-                environment=release.environment,
-                parameters=request_instead,
-            ) from None
-        raise
-
-
 def _enter(release: Release, index: int, now: dt.datetime) -> None:
     release.current_stage_index = index
     release.stage_entered_at = release.hold_started_at = now
@@ -203,9 +116,9 @@ def release_start(
     """Enter the first stage. A draft (or one awaiting its start approval) only."""
     release = release_lock(release)
     parameters = {"release": release.pk}
-    verified = _verified(approval, release, actions.RELEASE_START.name, parameters)
+    verified = step_approval_verified(approval, release, actions.RELEASE_START.name, parameters)
     startable = release.status in (ReleaseStatus.DRAFT, ReleaseStatus.AWAITING_APPROVAL)
-    _authorize(
+    step_authorize(
         actor,
         actions.RELEASE_START,
         release,
@@ -214,9 +127,9 @@ def release_start(
         request_instead=parameters if startable and verified is None else None,
     )
     if not startable:
-        raise _refuse_state(release, "a start", "draft or awaiting approval")
+        raise step_refused(release, "a start", "draft or awaiting approval")
     if verified is None and needs_request(release):
-        raise _approval_required(actor, release, actions.RELEASE_START, parameters, reason)
+        raise step_approval_required(actor, release, actions.RELEASE_START, parameters, reason)
     before = release_view(release)
     now = timezone.now()
     flags_live_set(release, True)
@@ -284,8 +197,8 @@ def release_advance(
     release = release_lock(release)
     index = (release.current_stage_index or 0) + 1
     parameters = {"release": release.pk, "stage": index}
-    verified = _verified(approval, release, actions.RELEASE_ADVANCE.name, parameters)
-    _authorize(
+    verified = step_approval_verified(approval, release, actions.RELEASE_ADVANCE.name, parameters)
+    step_authorize(
         actor,
         actions.RELEASE_ADVANCE,
         release,
@@ -297,7 +210,7 @@ def release_advance(
         ),
     )
     if release.status != ReleaseStatus.IN_PROGRESS:
-        raise _refuse_state(release, "advancing", "in progress (resume a paused one first)")
+        raise step_refused(release, "advancing", "in progress (resume a paused one first)")
     before = release_view(release)
     now = timezone.now()
     stage = stage_of(release, index)
@@ -310,7 +223,9 @@ def release_advance(
         return release
     if stage.needs_go and verified is None and needs_request(release):
         if not actor.is_system:
-            raise _approval_required(actor, release, actions.RELEASE_ADVANCE, parameters, reason)
+            raise step_approval_required(
+                actor, release, actions.RELEASE_ADVANCE, parameters, reason
+            )
         if release.pending_request_id is None:
             release.pending_request_id = _go_request_open(release, index, reason)
             release.save(update_fields=["pending_request_id"])
@@ -369,11 +284,11 @@ def release_pause(*, actor: User, release: Release, reason: str, evidence: Any =
     """Hold the release where it is (its flags keep their state). Pausing a paused release
     changes nothing."""
     release = release_lock(release)
-    _authorize(actor, actions.RELEASE_PAUSE, release, reason)
+    step_authorize(actor, actions.RELEASE_PAUSE, release, reason)
     if release.status == ReleaseStatus.PAUSED:
         return release
     if release.status != ReleaseStatus.IN_PROGRESS:
-        raise _refuse_state(release, "pausing", "in progress")
+        raise step_refused(release, "pausing", "in progress")
     return _pause_now(
         release, release_view(release), actor, reason or "paused", evidence, timezone.now()
     )
@@ -388,8 +303,8 @@ def release_resume(
     (in production its approver becomes the one automation follows)."""
     release = release_lock(release)
     parameters = {"release": release.pk}
-    verified = _verified(approval, release, actions.RELEASE_RESUME.name, parameters)
-    _authorize(
+    verified = step_approval_verified(approval, release, actions.RELEASE_RESUME.name, parameters)
+    step_authorize(
         actor,
         actions.RELEASE_RESUME,
         release,
@@ -400,9 +315,9 @@ def release_resume(
         ),
     )
     if release.status != ReleaseStatus.PAUSED:
-        raise _refuse_state(release, "resuming", "paused")
+        raise step_refused(release, "resuming", "paused")
     if verified is None and needs_request(release):
-        raise _approval_required(actor, release, actions.RELEASE_RESUME, parameters, reason)
+        raise step_approval_required(actor, release, actions.RELEASE_RESUME, parameters, reason)
     before = release_view(release)
     now = timezone.now()
     if verified is not None:
@@ -470,9 +385,9 @@ def halved(mode: str, percentage: int) -> tuple[str, int]:
 def release_halve(*, actor: User, release: Release, reason: str, evidence: Any = None) -> Release:
     """Halve every flag's exposure and pause the release."""
     release = release_lock(release)
-    _authorize(actor, actions.RELEASE_HALVE, release, reason)
+    step_authorize(actor, actions.RELEASE_HALVE, release, reason)
     if release.status not in (ReleaseStatus.IN_PROGRESS, ReleaseStatus.PAUSED):
-        raise _refuse_state(release, "halving", "in progress or paused")
+        raise step_refused(release, "halving", "in progress or paused")
     before = release_view(release)
     now = timezone.now()
     changed = []
@@ -547,11 +462,11 @@ def release_rollback(
     """Every flag of the release off, the release rolled back (it does not resume: it
     starts again as a new release). Rolling back a rolled-back release changes nothing."""
     release = release_lock(release)
-    _authorize(actor, actions.RELEASE_ROLLBACK, release, reason)
+    step_authorize(actor, actions.RELEASE_ROLLBACK, release, reason)
     if release.status == ReleaseStatus.ROLLED_BACK:
         return release
     if release.status not in LIVE_STATUSES:
-        raise _refuse_state(release, "a rollback", "live (awaiting approval, in progress, paused)")
+        raise step_refused(release, "a rollback", "live (awaiting approval, in progress, paused)")
     before = release_view(release)
     changed = flags_drive(
         release, Step(Mode.OFF, 0, ()), actor=actor, reason=reason or "release rolled back"
