@@ -25,6 +25,7 @@ from releasecontrol.schemas import MAX_INT64, IdempotencyKeyHeader, errors
 from releasecontrol.selectors import environment_get
 
 from . import dora
+from .deployment_close import deployment_cancel
 from .deployment_schemas import (
     DeploymentCancelIn,
     DeploymentCursor,
@@ -38,7 +39,7 @@ from .deployment_schemas import (
 )
 from .deployment_selectors import current, deployment_get, deployments_in_full, status_filter
 from .deployment_status import OPEN, smoke_view
-from .deployments import deployment_cancel, deployment_register, deployment_report
+from .deployments import deployment_register, deployment_report
 from .models import Deployment, DeploymentEvent, Release
 
 router = Router(tags=["deployments"])

@@ -2,8 +2,8 @@
 
 from celery import shared_task
 
+from .deployment_close import deployments_close
 from .deployment_schedule import CLOSE_TASK
-from .deployments import deployments_close
 
 
 @shared_task(name=CLOSE_TASK, ignore_result=True)

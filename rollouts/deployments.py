@@ -1,5 +1,6 @@
-"""Deployments reported by CD pipelines: registering one, its go, its outcome, cancelling it,
-and closing those whose go or request ended (DESIGN.md, "Deployments").
+"""Deployments reported by CD pipelines: registering one, its go and its outcome
+(DESIGN.md, "Deployments"); cancelling one and closing those whose go or request ended are
+in rollouts/deployment_close.py.
 
 The state machine (`TRANSITIONS`): awaiting_approval -> go (a person executes the approved
 `deployment.execute` request) -> in_progress (`started`) -> succeeded | failed, and either of
@@ -33,7 +34,6 @@ from .deployment_input import MAX_DETAIL, clean_registration, clean_smoke_tests,
 from .deployment_notify import FAILED_EVENT, ROLLED_BACK_EVENT, notify_failure
 from .deployment_status import (
     EVENTS,
-    OPEN,
     TRANSITIONS,
     Event,
     deployment_target,
@@ -413,105 +413,3 @@ def deployment_report(
                 deployment=deployment, at=now, event="release", detail=outcome, actor=actor
             )
     return deployment
-
-
-# --- Cancel and close -----------------------------------------------------------------------
-
-
-@transaction.atomic
-def deployment_cancel(*, actor: User, deployment: Deployment, reason: str = "") -> Deployment:
-    """The pipeline (or a person) withdraws a deployment not started yet. One awaiting
-    approval cancels its request too (the requester's, or a release manager's, to cancel);
-    one with its go, its requester or someone who may give a go there."""
-    environment = deployment.environment
-    authorize(
-        actor,
-        actions.DEPLOYMENT_CANCEL,
-        environment,
-        target=deployment_target(deployment),
-        requested={"deployment": deployment.pk},
-        reason=reason,
-    )
-    deployment = _lock(deployment)
-    now = timezone.now()
-    status = current_status(deployment, now=now)
-    if status not in OPEN:
-        raise InvalidTransition(
-            f"Deployment #{deployment.pk} is {status}: only one awaiting approval or with its "
-            "go, not started, can be cancelled.",
-            deployment_status=status,
-        )
-    if status == DeploymentStatus.GO and actor.pk != deployment.requested_by_id:
-        # Someone else's go is withdrawn only by someone who could have given it.
-        authorize(
-            actor,
-            actions.DEPLOYMENT_EXECUTE,
-            environment,
-            target=deployment_target(deployment),
-            requested={"deployment": deployment.pk, "cancel": True},
-            reason=reason,
-        )
-    before = deployment_view(deployment)
-    if status == DeploymentStatus.AWAITING_APPROVAL and deployment.approval_request_id:
-        from approvals.selectors import approval_request_get
-        from approvals.services import approval_cancel
-
-        approval_cancel(
-            actor=actor,
-            request=approval_request_get(deployment.approval_request_id),
-            reason=reason or f"deployment #{deployment.pk} cancelled",
-        )
-    deployment.status, deployment.updated_at = DeploymentStatus.CANCELLED, now
-    deployment.save(update_fields=["status", "updated_at"])
-    DeploymentEvent.objects.create(
-        deployment=deployment, at=now, event="cancelled", actor=actor, detail=reason
-    )
-    audit_record(
-        actor=actor,
-        action=actions.DEPLOYMENT_CANCEL.name,
-        environment=environment,
-        target=deployment_target(deployment),
-        before=before,
-        after=deployment_view(deployment),
-        reason=reason,
-    )
-    return deployment
-
-
-def deployments_close(*, now: dt.datetime | None = None) -> list[int]:
-    """The refresh task's body (the system actor): store the status that reads compute, for
-    gos past their expiry and deployments whose request ended. Returns the ids closed."""
-    from .deployment_selectors import deployments_to_close
-
-    now = now or timezone.now()
-    system = User.system()
-    closed = []
-    with transaction.atomic():
-        authorize(system, actions.DEPLOYMENT_CLOSE)
-        for deployment in deployments_to_close(now=now):
-            status = status_now(
-                deployment.status,
-                go_expires_at=deployment.go_expires_at,
-                request_status=deployment.request_status,
-                request_expires_at=deployment.request_expires_at,
-                now=now,
-            )
-            if status == deployment.status:
-                continue
-            before = deployment_view(deployment)
-            deployment.status, deployment.updated_at = status, now
-            deployment.save(update_fields=["status", "updated_at"])
-            DeploymentEvent.objects.create(
-                deployment=deployment, at=now, event=status, actor=system
-            )
-            audit_record(
-                actor=system,
-                action=actions.DEPLOYMENT_CLOSE.name,
-                environment=deployment.environment,
-                target=deployment_target(deployment),
-                before=before,
-                after=deployment_view(deployment),
-                reason=f"{before['status']} -> {status}",
-            )
-            closed.append(deployment.pk)
-    return closed

@@ -12,8 +12,8 @@ from approvals.models import PostReview
 from releasecontrol.errors import Conflict
 from releasecontrol.models import AuditEvent
 from releasecontrol.notifications.models import Notification
+from rollouts.deployment_close import deployment_cancel, deployments_close
 from rollouts.deployment_selectors import current, deployment_get
-from rollouts.deployments import deployment_cancel, deployments_close
 from rollouts.models import Deployment, DeploymentEvent
 
 from .deploying import (

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from releasecontrol.errors import Conflict
 from releasecontrol.notifications.models import Notification
-from rollouts.deployments import deployment_cancel, deployment_report
+from rollouts.deployment_close import deployment_cancel
+from rollouts.deployments import deployment_report
 from rollouts.models import Deployment
 from tests.rollouts.factories import DeploymentFactory
 
