@@ -275,7 +275,11 @@ def _baseline_result(
 # --- Prometheus ------------------------------------------------------------------------
 
 
-def prometheus_result(gate: Gate, *, now: datetime) -> GateResult:
+def prometheus_result(
+    gate: Gate, *, now: datetime, answer: prometheus.PrometheusAnswer | None = None
+) -> GateResult:
+    """The gate's result from its PromQL at `now`: asked of Prometheus, or as `answer` gives
+    it (a replay reads a whole period in one range query)."""
     source = f"prometheus: {gate.promql}"[:500]
     make = _Result(gate, now - timedelta(seconds=gate.window_seconds), now, source)
     if gate.baseline:
@@ -283,7 +287,8 @@ def prometheus_result(gate: Gate, *, now: datetime) -> GateResult:
             Outcome.ERROR,
             "a baseline compares pushed samples; write the comparison into the PromQL instead",
         )
-    answer = prometheus.query_value(gate.promql, at=now)
+    if answer is None:
+        answer = prometheus.query_value(gate.promql, at=now)
     if answer.error:
         return make(Outcome.ERROR, answer.error)
     failed = breaches(answer.value, gate.comparator, gate.threshold)

@@ -3,7 +3,9 @@ of a past period, evaluation by evaluation, through the same window aggregate
 (rollouts/aggregates.py, one query for every point), the same outcome rules and the same
 gate_step as the monitor, and say when it would first have acted and how.
 
-Replay reads pushed samples only: a Prometheus gate's history is in Prometheus.
+A Prometheus gate's history is in Prometheus: replay asks it for the period in one range
+query (`/api/v1/query_range`, the replay's step as its step) and judges each value as the
+monitor judges an instant answer.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from rollouts.gates import (
     GateCounters,
     GateResult,
     gate_step,
+    prometheus_result,
     push_requests,
     push_result,
     untrusted_submitters,
 )
 from rollouts.models import Gate, Outcome, Release
 from rollouts.presets import gate_from_spec
+from rollouts.prometheus import query_range_values
 
 MAX_POINTS = 2000
 DEFAULT_STEP_SECONDS = 10  # the monitor's default interval, when GATE_MONITOR_INTERVAL is unset
@@ -112,31 +116,18 @@ def gate_replay(
         gate.release = release
     elif gate.release_id != release.pk:
         raise ReplayError("the gate belongs to another release")
-    if gate.promql:
-        raise ReplayError(
-            "replay reads the release's recorded samples; a Prometheus gate's history is in "
-            "Prometheus (run its PromQL there over the period)"
-        )
     if end <= start:
         raise ReplayError("the period's end must come after its start")
     step = replay_step(start, end, step_seconds)
     count = int((end - start).total_seconds() // step) + 1
     times = [start + timedelta(seconds=step * k) for k in range(count)]
-
-    untrusted = untrusted_submitters(gate)
-    requests, spans = [], []
-    for time in times:
-        point_requests = push_requests(gate, now=time, untrusted=untrusted)
-        spans.append((len(requests), len(point_requests)))
-        requests.extend(point_requests)
-    stats = window_stats(requests)
+    results = _prometheus_results(gate, times, step) if gate.promql else _push_results(gate, times)
 
     limit = settings.GATE_ERROR_LIMIT
     counters = GateCounters(consecutive_failures=0, consecutive_errors=0)
     points: list[ReplayPoint] = []
     first: ReplayPoint | None = None
-    for time, (offset, size) in zip(times, spans, strict=True):
-        result = push_result(gate, stats[offset : offset + size], now=time)
+    for time, result in zip(times, results, strict=True):
         step_taken = gate_step(gate, counters, result.outcome, error_limit=limit)
         counters = step_taken.counters
         point = ReplayPoint(
@@ -158,3 +149,28 @@ def gate_replay(
         action=first.action if first else None,
         reason=first.result.detail if first else "",
     )
+
+
+def _push_results(gate: Gate, times: list[datetime]) -> list[GateResult]:
+    """Each time's result over the recorded samples: one window aggregate for them all."""
+    untrusted = untrusted_submitters(gate)
+    requests, spans = [], []
+    for time in times:
+        point_requests = push_requests(gate, now=time, untrusted=untrusted)
+        spans.append((len(requests), len(point_requests)))
+        requests.extend(point_requests)
+    stats = window_stats(requests)
+    return [
+        push_result(gate, stats[offset : offset + size], now=time)
+        for time, (offset, size) in zip(times, spans, strict=True)
+    ]
+
+
+def _prometheus_results(gate: Gate, times: list[datetime], step: int) -> list[GateResult]:
+    """Each time's result from the gate's PromQL as Prometheus answers it for that time:
+    one range query for the whole period."""
+    answers = query_range_values(gate.promql, start=times[0], step_seconds=step, count=len(times))
+    return [
+        prometheus_result(gate, now=time, answer=answer)
+        for time, answer in zip(times, answers, strict=True)
+    ]

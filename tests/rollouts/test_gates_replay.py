@@ -113,11 +113,17 @@ def test_gate_replay__many_points__one_query(release, django_assert_num_queries)
     assert {p.outcome for p in replay.points} == {Outcome.INCONCLUSIVE}  # no control cohort
 
 
-def test_gate_replay__prometheus_gate__refused_with_a_reason(release):
+def test_gate_replay__prometheus_gate_and_no_server__every_point_an_error_saying_why(
+    release, settings
+):
+    settings.PROMETHEUS_URL = ""
     gate = GateFactory(release=release, promql="rate(errors_total[5m])")
 
-    with pytest.raises(ReplayError, match="history is in Prometheus"):
-        gate_replay(release=release, gate=gate, start=T0, end=SWITCH)
+    replay = gate_replay(release=release, gate=gate, start=T0, end=T0 + dt.timedelta(minutes=1))
+
+    assert {p.outcome for p in replay.points} == {Outcome.ERROR}
+    assert "PROMETHEUS_URL is not set" in replay.points[0].result.detail
+    assert replay.action == "pause"  # the error limit, as the monitor would have
 
 
 def test_gate_replay__gate_of_another_release__refused(release):

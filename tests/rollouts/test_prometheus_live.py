@@ -5,6 +5,7 @@ and a stopped server are `error` outcomes saying what came back."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import threading
@@ -21,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, start_http_server
 from releasecontrol.models import Environment
 from rollouts.gates import GateResult, gates_evaluate
 from rollouts.models import Outcome
+from rollouts.replay import gate_replay
 from tests.flags.live import free_port, wait_until
 from tests.rollouts.factories import GateFactory, ReleaseFactory
 from tests.rollouts.gate_samples import loaded
@@ -135,6 +137,7 @@ def test_prometheus_gate__rate_rises__success_then_failure(prometheus_settings, 
     gate = GateFactory(promql="rate(x_total[5s])", comparator=">", threshold=20)
 
     idle = wait_for_outcome(gate, Outcome.SUCCESS)
+    idle_at = timezone.now()
     assert idle.value == pytest.approx(0.0)
     assert idle.source == "prometheus: rate(x_total[5s])"
     assert idle.samples == 1
@@ -147,15 +150,41 @@ def test_prometheus_gate__rate_rises__success_then_failure(prometheus_settings, 
             stop.wait(0.1)
 
     counting = threading.Thread(target=count_fast, daemon=True)
+    counting_from = timezone.now()
     counting.start()
     try:
         busy = wait_for_outcome(gate, Outcome.FAILURE)
+        busy_at = timezone.now()
+        # Still failing two seconds on: the replay below ends there.
+        wait_until(
+            lambda: (
+                timezone.now() > busy_at + dt.timedelta(seconds=2)
+                and evaluate(gate).outcome == Outcome.FAILURE
+            ),
+            DEADLINE,
+            "two more seconds of failure",
+        )
     finally:
         stop.set()
         counting.join(timeout=5)
     assert busy.value > 20
     assert busy.detail.startswith("rate(x_total[5s]) = ")
     assert "> 20" in busy.detail
+
+    # The same history, replayed from Prometheus's own record (one range query).
+    replay = gate_replay(
+        release=gate.release,
+        gate=gate,
+        start=idle_at,
+        end=busy_at + dt.timedelta(seconds=2),
+        step_seconds=1,
+    )
+    outcomes = [p.outcome for p in replay.points]
+    assert outcomes[0] == Outcome.SUCCESS and outcomes[-1] == Outcome.FAILURE, outcomes
+    assert replay.points[0].value == pytest.approx(0.0)
+    assert replay.action == gate.on_failure  # rollback, at the first failure
+    assert counting_from < replay.acted_at <= busy_at + dt.timedelta(seconds=2)
+    assert replay.points[-1].result.source == "prometheus: rate(x_total[5s])"
 
 
 @pytest.mark.django_db
