@@ -32,6 +32,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.dispatch import receiver
 
+from releasecontrol.collector import with_collector_paused
 from releasecontrol.credentials import digest_of
 from releasecontrol.models import Environment, Tier
 
@@ -342,6 +343,7 @@ def _served_values(
     return (on, off) if served else None
 
 
+@with_collector_paused  # 10,000 flags allocate enough for full collections that free nothing
 def _build_environments(
     rows: list[tuple[int, str, int, bool, str]], previous: Mapping[int, EnvironmentSnapshot]
 ) -> dict[int, EnvironmentSnapshot]:
@@ -394,7 +396,7 @@ def _build_environments(
                 off_value=values[1],
                 mode=mode,
                 percentage=percentage,
-                allowlist=json.loads(allowlist or "[]") or (),
+                allowlist=() if allowlist in (None, "[]") else json.loads(allowlist),
                 source=source,
             )
         built[environment_id] = EnvironmentSnapshot(

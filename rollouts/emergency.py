@@ -87,6 +87,9 @@ def environment_rollback(*, actor: User, environment: Environment, reason: str) 
     )
     if not (reason or "").strip():
         raise ValidationError({"reason": "Say why you are rolling back: what is burning?"})
+    # Resolved before the lock: the first reverse() in a process (manage.py rollback) loads
+    # every URL module, about a second that no flag write in the environment should wait for.
+    reverse("rollouts:rollback_detail", args=[0])
     environment = lock_environment(environment)  # concurrent presses queue here
     engaged = (
         KillSwitch.objects.engaged()
