@@ -232,7 +232,7 @@ def audit_record(
     if actor is None or actor.pk is None:
         raise ValueError("Every audit event needs an actor; automation acts as User.system().")
     request_context = current_request_context()
-    # Serialised once: the canonical text is hashed and written as it is.
+    # The canonical text is made once, outside the chain lock: hashed and written as it is.
     before, before_text = _json_value(before, "before")
     after, after_text = _json_value(after, "after")
     with transaction.atomic():
