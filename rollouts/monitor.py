@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
-from releasecontrol.collector import collector_paused
+from releasecontrol.collector import with_collector_paused
 from releasecontrol.requestable import blackout_now
 from releasecontrol.tasks import monitor_heartbeat
 
@@ -101,23 +101,24 @@ class TickReport:
         }
 
 
+@with_collector_paused
 def monitor_tick(*, now: dt.datetime | None = None) -> TickReport:
     """One pass over every monitored release, batch after batch (GATE_MONITOR_BATCH per
-    transaction); then the heartbeat, stamped only by a tick that completed."""
+    transaction); then the heartbeat, stamped only by a tick that completed.
+
+    Thousands of gates allocate enough objects to trigger full cyclic collections, each
+    walking the whole heap to find nothing: none runs during a tick (releasecontrol/
+    collector.py); the little cyclic garbage a tick leaves waits for the next one after it."""
     now = now or timezone.now()
     report = TickReport(now=now)
     started = time.monotonic()
     after_id = 0
-    # Thousands of gates allocate enough objects to trigger full cyclic collections, each
-    # walking the whole heap to find nothing: none run during the tick (releasecontrol/
-    # collector.py); the little cyclic garbage it leaves waits for the next collection.
-    with collector_paused():
-        while True:
-            decisions, taken, after_id = _batch_evaluate(now, after_id, report)
-            for decision in decisions:
-                decision_carry_out(decision, report)
-            if taken < settings.GATE_MONITOR_BATCH:
-                break
+    while True:
+        decisions, taken, after_id = _batch_evaluate(now, after_id, report)
+        for decision in decisions:
+            decision_carry_out(decision, report)
+        if taken < settings.GATE_MONITOR_BATCH:
+            break
     report.duration_seconds = time.monotonic() - started
     monitor_heartbeat()  # its own statement, after the batches: workers never queue on it
     if report.actions or report.failed:
