@@ -73,7 +73,7 @@ def dead_man_check(
         if release is None or gate.promql:
             continue
         metrics.setdefault(gate.release_id, set()).add(gate.metric)
-        result = results.get(gate.pk)
+        result = results.get(gate.id)
         if result and result.samples and gate.window_seconds <= release.dead_man_seconds:
             alive.add((gate.release_id, gate.metric))
     latest = metric_latest_sample_times(

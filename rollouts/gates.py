@@ -66,7 +66,7 @@ def gates_evaluate(gates: Sequence[Gate], *, now: datetime) -> dict[int, GateRes
         requests.extend(gate_requests)
     stats = window_stats(requests)
     for gate, first, count in spans:
-        results[gate.pk] = push_result(gate, stats[first : first + count], now=now)
+        results[gate.id] = push_result(gate, stats[first : first + count], now=now)
 
     if len(pulled) > 1:
         with ThreadPoolExecutor(max_workers=PROMETHEUS_PARALLEL) as pool:
@@ -143,7 +143,7 @@ class _Result:
             "threshold": self.gate.threshold,
         }
         return GateResult(
-            gate_id=self.gate.pk,
+            gate_id=self.gate.id,
             outcome=outcome,
             window_start=self.start,
             window_end=self.end,

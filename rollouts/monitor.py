@@ -70,6 +70,8 @@ _STRENGTH = {
 # A paused release waits for people: only a rollback still fires (a halve would halve again
 # on every tick of a gate that keeps failing; pause and review are where it already is).
 _ACTS_WHEN_PAUSED = {OnFailure.ROLLBACK}
+# Release columns the tick never reads (each action loads its release again).
+_UNREAD = ("allowlist", "paused_reason", "created_at", "updated_at")
 
 
 @dataclass
@@ -146,6 +148,7 @@ def _batch_evaluate(
         releases = list(
             Release.objects.filter(status__in=MONITORED_STATUSES, pk__gt=after_id)
             .select_related("environment")
+            .defer(*_UNREAD)
             .select_for_update(skip_locked=True, of=("self",))
             .order_by("pk")[: settings.GATE_MONITOR_BATCH]
         )
@@ -159,8 +162,9 @@ def _batch_evaluate(
             [r for r in releases if r.environment.is_production], "plan_editors"
         )
         gates = list(Gate.objects.filter(release_id__in=by_id).order_by("release_id", "pk"))
+        to_release = Gate.release.field  # each gate's release, cached as select_related would
         for gate in gates:
-            gate.release = by_id[gate.release_id]
+            to_release.set_cached_value(gate, by_id[gate.release_id])
         applying = [gate for gate in gates if _applies(gate, stages)]
         spacing = dt.timedelta(seconds=settings.GATE_MONITOR_INTERVAL / 2)
         due = [gate for gate in applying if _due(gate, now, spacing)]
@@ -248,13 +252,14 @@ def _record(
     one, or when it makes the release act."""
     steps = {}
     kept: dict[int, GateEvaluation] = {}
+    error_limit = settings.GATE_ERROR_LIMIT
     for gate in due:
-        result = results[gate.pk]
+        result = results[gate.id]
         step = gate_step(
             gate,
             GateCounters(gate.consecutive_failures, gate.consecutive_errors),
             result.outcome,
-            error_limit=settings.GATE_ERROR_LIMIT,
+            error_limit=error_limit,
         )
         counted = step.counters.consecutive_failures > gate.consecutive_failures
         keep = (
@@ -271,8 +276,8 @@ def _record(
         gate.last_evaluated_at = now
         if keep:
             gate.last_recorded_at = now
-            kept[gate.pk] = _evaluation(gate, result)
-        steps[gate.pk] = (result, step, counted)
+            kept[gate.id] = _evaluation(gate, result)
+        steps[gate.id] = (result, step, counted)
     _gates_save(due, now)
     GateEvaluation.objects.bulk_create(kept.values(), batch_size=2000)
     report.evaluations_recorded += len(kept)
@@ -281,7 +286,7 @@ def _record(
 
 def _evaluation(gate: Gate, result: Any) -> GateEvaluation:
     return GateEvaluation(
-        gate_id=gate.pk,
+        gate_id=gate.id,
         release_id=gate.release_id,
         stage_index=gate.release.current_stage_index,
         evaluated_at=gate.last_evaluated_at,
@@ -323,7 +328,7 @@ def _gates_save(gates: list[Gate], now: dt.datetime) -> None:
     rows = json.dumps(
         [
             [
-                g.pk,
+                g.id,
                 g.consecutive_failures,
                 g.consecutive_errors,
                 g.last_outcome,
@@ -348,8 +353,8 @@ def _gates_save(gates: list[Gate], now: dt.datetime) -> None:
 
 def _from(gates: list[Gate], seen: dict[int, Seen]) -> dict[str, Any]:
     return {
-        "evidence": [evidence_of(g, seen[g.pk].result) for g in gates],
-        "evaluations": [seen[g.pk].evaluation for g in gates if seen[g.pk].evaluation],
+        "evidence": [evidence_of(g, seen[g.id].result) for g in gates],
+        "evaluations": [seen[g.id].evaluation for g in gates if seen[g.id].evaluation],
     }
 
 
@@ -363,40 +368,40 @@ def _decide(
     blackouts: dict[int, str | None],
 ) -> Decision | None:
     live = release.status == ReleaseStatus.IN_PROGRESS
-    evaluated = [g for g in gates if g.pk in seen and not g.advisory]
+    evaluated = [g for g in gates if g.id in seen and not g.advisory]
 
     # Gates that act now: the strongest action wins, every acting gate is evidence.
     acting = [
-        g for g in evaluated if seen[g.pk].step.act and (live or g.on_failure in _ACTS_WHEN_PAUSED)
+        g for g in evaluated if seen[g.id].step.act and (live or g.on_failure in _ACTS_WHEN_PAUSED)
     ]
     if acting:
         action = max((g.on_failure for g in acting), key=_STRENGTH.__getitem__)
         reason = "; ".join(
             f"Gate {g.name} failed {g.consecutive_failures} consecutive time(s): "
-            f"{seen[g.pk].result.detail}"
+            f"{seen[g.id].result.detail}"
             for g in acting
         )
         return Decision.of(release, action, reason=reason, **_from(acting, seen))
     if not live:
         return None  # paused: evaluated and shown, never paused again nor advanced
 
-    if any(seen[g.pk].failure_counted for g in evaluated):
+    if any(seen[g.id].failure_counted for g in evaluated):
         # A failure short of the action: the stage's hold starts again.
         release_hold_restart(release=release, at=now)
         release.hold_started_at = now
 
-    blind = [g for g in evaluated if seen[g.pk].step.errors_exhausted]
+    blind = [g for g in evaluated if seen[g.id].step.errors_exhausted]
     if blind:
         reason = "; ".join(
             f"Gate {g.name} errored {g.consecutive_errors} times in a row "
-            f"({seen[g.pk].result.detail}): the monitor does not act blind"
+            f"({seen[g.id].result.detail}): the monitor does not act blind"
             for g in blind
         )
         return Decision.of(release, OnFailure.PAUSE, reason=reason, **_from(blind, seen))
-    empty = [g for g in evaluated if seen[g.pk].step.no_data_action == "pause"]
+    empty = [g for g in evaluated if seen[g.id].step.no_data_action == "pause"]
     if empty:
         reason = "; ".join(
-            f"Gate {g.name} had no data ({seen[g.pk].result.detail}); its no-data policy pauses"
+            f"Gate {g.name} had no data ({seen[g.id].result.detail}); its no-data policy pauses"
             for g in empty
         )
         return Decision.of(release, OnFailure.PAUSE, reason=reason, **_from(empty, seen))
@@ -450,7 +455,7 @@ def _advance_decision(
         release,
         "advance",
         reason=f"Stage {stage.name} held {stage.hold_seconds} s and every gate passed",
-        **_from([g for g in acting if g.pk in seen], seen),
+        **_from([g for g in acting if g.id in seen], seen),
     )
 
 
@@ -461,9 +466,9 @@ def _alert_advisory(due: list[Gate], seen: dict[int, Seen]) -> int:
     for gate in due:
         if (
             gate.advisory
-            and seen[gate.pk].result.outcome == Outcome.FAILURE
+            and seen[gate.id].result.outcome == Outcome.FAILURE
             and gate.consecutive_failures == gate.failures_to_act
         ):
-            gate_alert_notify(gate, seen[gate.pk].result, seen[gate.pk].evaluation)
+            gate_alert_notify(gate, seen[gate.id].result, seen[gate.id].evaluation)
             alerts += 1
     return alerts
