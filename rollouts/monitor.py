@@ -169,12 +169,13 @@ def _batch_evaluate(
         applying = [gate for gate in gates if _applies(gate, stages)]
         spacing = dt.timedelta(seconds=settings.GATE_MONITOR_INTERVAL / 2)
         due = [gate for gate in applying if _due(gate, now, spacing)]
-        results = gates_evaluate(due, now=now) if due else {}
+        newest: dict[tuple[int, str], dt.datetime] = {}  # the dead man's switch reads it
+        results = gates_evaluate(due, now=now, newest=newest) if due else {}
         report.gates_evaluated += len(due)
         seen = _record(due, results, now, report)
 
         live = [r for r in releases if r.status == ReleaseStatus.IN_PROGRESS]
-        dead = dead_man_check(live, applying, now=now, results=results)
+        dead = dead_man_check(live, applying, now=now, results=results, newest=newest)
         per_release: dict[int, list[Gate]] = {}
         for gate in applying:
             per_release.setdefault(gate.release_id, []).append(gate)
