@@ -76,6 +76,9 @@ class SampleStats:
 class WindowStats:
     all: SampleStats  # every sample: failure evidence counts from anyone
     trusted: SampleStats  # the samples that may count toward a success
+    # The newest sample's time (PostgreSQL; None on SQLite, and without samples): the dead
+    # man's switch takes it as proof that the metric still arrives.
+    latest: datetime | None = None
 
 
 def window_stats(requests: Sequence[WindowRequest]) -> list[WindowStats]:
@@ -110,12 +113,12 @@ WITH g AS (
 )
 SELECT g.i, g.strict, s.*
 FROM g CROSS JOIN LATERAL (
-    SELECT count(*), avg(m.value), min(m.value), max(m.value), sum(m.value),
+    SELECT max(m.time), count(*), avg(m.value), min(m.value), max(m.value), sum(m.value),
            percentile_cont(g.q) WITHIN GROUP (ORDER BY m.value) FILTER (WHERE g.q IS NOT NULL),
            sum(m.total), count(m.total),
            array_agg(m.value) FILTER (WHERE g.want){trusted}
     FROM (
-        SELECT {value} AS value, {total} AS total,
+        SELECT {value} AS value, {total} AS total, {time} AS time,
                g.strict AND {submitter} <> ALL(g.u) AS tr
         FROM {table}
         WHERE {release} = g.release_id AND {metric} = g.metric AND {cohort} = g.cohort
@@ -202,11 +205,11 @@ def _postgresql(requests: Sequence[WindowRequest]) -> list[WindowStats]:
     with connection.cursor() as cursor:
         cursor.execute(_sql(trusted=any(r.untrusted for r in requests)), _parameters(requests))
         for row in cursor.fetchall():
-            index, strict = row[0], row[1]
+            index, strict, latest = row[0], row[1], row[2]
             want = requests[index].want_values
-            every = _stats(row, 2, want)
-            trusted = _stats(row, 11, want) if strict else every
-            out[index] = WindowStats(all=every, trusted=trusted)
+            every = _stats(row, 3, want)
+            trusted = _stats(row, 12, want) if strict else every
+            out[index] = WindowStats(all=every, trusted=trusted, latest=latest)
     return out  # type: ignore[return-value]
 
 

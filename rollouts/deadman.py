@@ -59,12 +59,15 @@ def dead_man_check(
     *,
     now: dt.datetime,
     results: dict[int, Any] | None = None,
+    newest: dict[tuple[int, str], dt.datetime] | None = None,
 ) -> dict[int, DeadMan]:
     """Release id -> why it is silent, for the given (in-progress) releases whose pushed,
-    applying gates' metrics have had no sample for their `dead_man_seconds`. A gate result of
-    this tick with samples in a window no longer than that period already proves its metric
-    alive: only the others are looked up."""
+    applying gates' metrics have had no sample for their `dead_man_seconds`. What this tick
+    already saw proves a metric alive, and only the others are looked up: a gate result with
+    samples in a window no longer than that period, or a sample newer than the period among
+    `newest` (the newest canary sample per (release id, metric) the tick's windows saw)."""
     results = results or {}
+    newest = newest or {}
     wanted = {release.pk: release for release in releases}
     metrics: dict[int, set[str]] = {}
     alive: set[tuple[int, str]] = set()
@@ -73,9 +76,13 @@ def dead_man_check(
         if release is None or gate.promql:
             continue
         metrics.setdefault(gate.release_id, set()).add(gate.metric)
-        result = results.get(gate.pk)
+        result = results.get(gate.id)
         if result and result.samples and gate.window_seconds <= release.dead_man_seconds:
             alive.add((gate.release_id, gate.metric))
+    for (release_id, metric), latest in newest.items():
+        release = wanted.get(release_id)
+        if release is not None and now - latest < dt.timedelta(seconds=release.dead_man_seconds):
+            alive.add((release_id, metric))
     latest = metric_latest_sample_times(
         {
             (release_id, metric)

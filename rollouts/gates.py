@@ -45,12 +45,21 @@ class GateResult:
         return data
 
 
-def gates_evaluate(gates: Sequence[Gate], *, now: datetime) -> dict[int, GateResult]:
+def gates_evaluate(
+    gates: Sequence[Gate],
+    *,
+    now: datetime,
+    newest: dict[tuple[int, str], datetime] | None = None,
+) -> dict[int, GateResult]:
     """All gates at once: one aggregate query for every push gate (rollouts/aggregates.py),
     one HTTP query per Prometheus gate. Window = (now - window_seconds, now]. Trust: in
     production a success counts only samples whose submitter is neither the release's
     requested_by nor in its plan_editors (failure evidence counts from anyone). Gates come
-    with release, release.environment and release.plan_editors loaded (the caller's query)."""
+    with release, release.environment and release.plan_editors loaded (the caller's query).
+
+    `newest`, when given, is filled with the newest canary sample time the windows saw per
+    (release id, metric) where the aggregate tells it (PostgreSQL): the dead man's switch
+    needs no query of its own for those."""
     push = [gate for gate in gates if not gate.promql]
     pulled = [gate for gate in gates if gate.promql]
     results: dict[int, GateResult] = {}
@@ -66,7 +75,12 @@ def gates_evaluate(gates: Sequence[Gate], *, now: datetime) -> dict[int, GateRes
         requests.extend(gate_requests)
     stats = window_stats(requests)
     for gate, first, count in spans:
-        results[gate.pk] = push_result(gate, stats[first : first + count], now=now)
+        results[gate.id] = push_result(gate, stats[first : first + count], now=now)
+        latest = stats[first].latest  # the canary window's
+        if newest is not None and latest is not None:
+            key = (gate.release_id, gate.metric)
+            if key not in newest or newest[key] < latest:
+                newest[key] = latest
 
     if len(pulled) > 1:
         with ThreadPoolExecutor(max_workers=PROMETHEUS_PARALLEL) as pool:
@@ -143,7 +157,7 @@ class _Result:
             "threshold": self.gate.threshold,
         }
         return GateResult(
-            gate_id=self.gate.pk,
+            gate_id=self.gate.id,
             outcome=outcome,
             window_start=self.start,
             window_end=self.end,

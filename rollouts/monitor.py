@@ -29,13 +29,15 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
+from releasecontrol.collector import with_collector_paused
+from releasecontrol.models import Environment
 from releasecontrol.requestable import blackout_now
 from releasecontrol.tasks import monitor_heartbeat
 
@@ -69,6 +71,8 @@ _STRENGTH = {
 # A paused release waits for people: only a rollback still fires (a halve would halve again
 # on every tick of a gate that keeps failing; pause and review are where it already is).
 _ACTS_WHEN_PAUSED = {OnFailure.ROLLBACK}
+# Release columns the tick never reads (each action loads its release again).
+_UNREAD = ("allowlist", "paused_reason", "created_at", "updated_at")
 
 
 @dataclass
@@ -100,9 +104,14 @@ class TickReport:
         }
 
 
+@with_collector_paused
 def monitor_tick(*, now: dt.datetime | None = None) -> TickReport:
     """One pass over every monitored release, batch after batch (GATE_MONITOR_BATCH per
-    transaction); then the heartbeat, stamped only by a tick that completed."""
+    transaction); then the heartbeat, stamped only by a tick that completed.
+
+    Thousands of gates allocate enough objects to trigger full cyclic collections, each
+    walking the whole heap to find nothing: none runs during a tick (releasecontrol/
+    collector.py); the little cyclic garbage a tick leaves waits for the next one after it."""
     now = now or timezone.now()
     report = TickReport(now=now)
     started = time.monotonic()
@@ -139,7 +148,7 @@ def _batch_evaluate(
     with transaction.atomic():
         releases = list(
             Release.objects.filter(status__in=MONITORED_STATUSES, pk__gt=after_id)
-            .select_related("environment")
+            .defer(*_UNREAD)
             .select_for_update(skip_locked=True, of=("self",))
             .order_by("pk")[: settings.GATE_MONITOR_BATCH]
         )
@@ -147,22 +156,26 @@ def _batch_evaluate(
             return [], 0, after_id
         report.releases += len(releases)
         by_id = {release.pk: release for release in releases}
-        prefetch_related_objects(releases, "stages")
+        _environments_attach(releases)
+        stages = _stages_of(by_id)
         # Only production's trust rule reads who edited the plan (gates.untrusted_submitters).
         prefetch_related_objects(
             [r for r in releases if r.environment.is_production], "plan_editors"
         )
         gates = list(Gate.objects.filter(release_id__in=by_id).order_by("release_id", "pk"))
+        to_release = Gate.release.field  # each gate's release, cached as select_related would
         for gate in gates:
-            gate.release = by_id[gate.release_id]
-        applying = [gate for gate in gates if _applies(gate)]
-        due = [gate for gate in applying if _due(gate, now)]
-        results = gates_evaluate(due, now=now) if due else {}
+            to_release.set_cached_value(gate, by_id[gate.release_id])
+        applying = [gate for gate in gates if _applies(gate, stages)]
+        spacing = dt.timedelta(seconds=settings.GATE_MONITOR_INTERVAL / 2)
+        due = [gate for gate in applying if _due(gate, now, spacing)]
+        newest: dict[tuple[int, str], dt.datetime] = {}  # the dead man's switch reads it
+        results = gates_evaluate(due, now=now, newest=newest) if due else {}
         report.gates_evaluated += len(due)
         seen = _record(due, results, now, report)
 
         live = [r for r in releases if r.status == ReleaseStatus.IN_PROGRESS]
-        dead = dead_man_check(live, applying, now=now, results=results)
+        dead = dead_man_check(live, applying, now=now, results=results, newest=newest)
         per_release: dict[int, list[Gate]] = {}
         for gate in applying:
             per_release.setdefault(gate.release_id, []).append(gate)
@@ -170,7 +183,13 @@ def _batch_evaluate(
         decisions = []
         for release in releases:
             decision = _decide(
-                release, per_release.get(release.pk, []), seen, dead.get(release.pk), now, blackouts
+                release,
+                stages.get(release.pk, {}),
+                per_release.get(release.pk, []),
+                seen,
+                dead.get(release.pk),
+                now,
+                blackouts,
             )
             if decision is not None:
                 decisions.append(decision)
@@ -178,22 +197,49 @@ def _batch_evaluate(
     return decisions, len(releases), releases[-1].pk
 
 
-def _current_stage(release: Release) -> Stage | None:
+def _environments_attach(releases: list[Release]) -> None:
+    """Each release's environment, one instance per environment (a batch holds a handful)."""
+    environments = Environment.objects.in_bulk({release.environment_id for release in releases})
+    to_environment = Release.environment.field
+    for release in releases:
+        to_environment.set_cached_value(release, environments[release.environment_id])
+
+
+class StageRow(NamedTuple):
+    """What the tick reads of a stage (a row, not a model instance: a batch has thousands)."""
+
+    id: int
+    index: int
+    name: str
+    hold_seconds: int
+    needs_go: bool
+
+
+Stages = dict[int, dict[int, StageRow]]  # release id -> stage index -> stage
+
+
+def _stages_of(releases: dict[int, Release]) -> Stages:
+    stages: Stages = {release_id: {} for release_id in releases}
+    rows = Stage.objects.filter(release_id__in=releases).values_list(
+        "release_id", *StageRow._fields
+    )
+    for release_id, *row in rows:
+        stages[release_id][row[1]] = StageRow(*row)
+    return stages
+
+
+def _current_stage(release: Release, stages: dict[int, StageRow]) -> StageRow | None:
     if release.current_stage_index is None:
         return None
-    return _stage_at(release, release.current_stage_index)
+    return stages.get(release.current_stage_index)
 
 
-def _stage_at(release: Release, index: int) -> Stage | None:
-    return next((stage for stage in release.stages.all() if stage.index == index), None)
-
-
-def _applies(gate: Gate) -> bool:
+def _applies(gate: Gate, stages: Stages) -> bool:
     """A release-wide gate always; a stage's gate while its stage is the current one."""
     if gate.stage_id is None:
         return True
-    stage = _current_stage(gate.release)
-    return stage is not None and stage.pk == gate.stage_id
+    stage = _current_stage(gate.release, stages[gate.release_id])
+    return stage is not None and stage.id == gate.stage_id
 
 
 def _first_evaluation_at(gate: Gate) -> dt.datetime | None:
@@ -201,11 +247,10 @@ def _first_evaluation_at(gate: Gate) -> dt.datetime | None:
     return began + dt.timedelta(seconds=gate.window_seconds) if began else None
 
 
-def _due(gate: Gate, now: dt.datetime) -> bool:
+def _due(gate: Gate, now: dt.datetime, spacing: dt.timedelta) -> bool:
     first = _first_evaluation_at(gate)
     if first is None or now < first:
         return False
-    spacing = dt.timedelta(seconds=settings.GATE_MONITOR_INTERVAL / 2)
     return gate.last_evaluated_at is None or now - gate.last_evaluated_at >= spacing
 
 
@@ -217,13 +262,14 @@ def _record(
     one, or when it makes the release act."""
     steps = {}
     kept: dict[int, GateEvaluation] = {}
+    error_limit = settings.GATE_ERROR_LIMIT
     for gate in due:
-        result = results[gate.pk]
+        result = results[gate.id]
         step = gate_step(
             gate,
             GateCounters(gate.consecutive_failures, gate.consecutive_errors),
             result.outcome,
-            error_limit=settings.GATE_ERROR_LIMIT,
+            error_limit=error_limit,
         )
         counted = step.counters.consecutive_failures > gate.consecutive_failures
         keep = (
@@ -240,8 +286,8 @@ def _record(
         gate.last_evaluated_at = now
         if keep:
             gate.last_recorded_at = now
-            kept[gate.pk] = _evaluation(gate, result)
-        steps[gate.pk] = (result, step, counted)
+            kept[gate.id] = _evaluation(gate, result)
+        steps[gate.id] = (result, step, counted)
     _gates_save(due, now)
     GateEvaluation.objects.bulk_create(kept.values(), batch_size=2000)
     report.evaluations_recorded += len(kept)
@@ -250,7 +296,7 @@ def _record(
 
 def _evaluation(gate: Gate, result: Any) -> GateEvaluation:
     return GateEvaluation(
-        gate_id=gate.pk,
+        gate_id=gate.id,
         release_id=gate.release_id,
         stage_index=gate.release.current_stage_index,
         evaluated_at=gate.last_evaluated_at,
@@ -271,7 +317,8 @@ def _evaluation(gate: Gate, result: Any) -> GateEvaluation:
 def _gates_save(gates: list[Gate], now: dt.datetime) -> None:
     """The running state of every evaluated gate in one UPDATE, its rows as one JSON document
     (bulk_update's CASE per row grows quadratically with thousands of gates, and adapting
-    arrays of thousands of values costs more than the UPDATE itself)."""
+    arrays of thousands of values costs more than the UPDATE itself); jsonb, parsed once,
+    where json would parse each row again for every field read from it."""
     if not gates:
         return
     if connection.vendor != "postgresql":
@@ -292,7 +339,7 @@ def _gates_save(gates: list[Gate], now: dt.datetime) -> None:
     rows = json.dumps(
         [
             [
-                g.pk,
+                g.id,
                 g.consecutive_failures,
                 g.consecutive_errors,
                 g.last_outcome,
@@ -307,7 +354,7 @@ def _gates_save(gates: list[Gate], now: dt.datetime) -> None:
             "consecutive_failures = (v->>1)::integer, consecutive_errors = (v->>2)::integer, "
             "last_outcome = v->>3, last_evaluated_at = %s, "
             "last_recorded_at = CASE WHEN (v->>4)::boolean THEN %s ELSE g.last_recorded_at END "
-            "FROM json_array_elements(%s::json) AS v WHERE g.id = (v->>0)::bigint",
+            "FROM jsonb_array_elements(%s::jsonb) AS v WHERE g.id = (v->>0)::bigint",
             [now, now, rows],
         )
 
@@ -317,13 +364,14 @@ def _gates_save(gates: list[Gate], now: dt.datetime) -> None:
 
 def _from(gates: list[Gate], seen: dict[int, Seen]) -> dict[str, Any]:
     return {
-        "evidence": [evidence_of(g, seen[g.pk].result) for g in gates],
-        "evaluations": [seen[g.pk].evaluation for g in gates if seen[g.pk].evaluation],
+        "evidence": [evidence_of(g, seen[g.id].result) for g in gates],
+        "evaluations": [seen[g.id].evaluation for g in gates if seen[g.id].evaluation],
     }
 
 
 def _decide(
     release: Release,
+    stages: dict[int, StageRow],
     gates: list[Gate],
     seen: dict[int, Seen],
     dead: Any,
@@ -331,46 +379,46 @@ def _decide(
     blackouts: dict[int, str | None],
 ) -> Decision | None:
     live = release.status == ReleaseStatus.IN_PROGRESS
-    evaluated = [g for g in gates if g.pk in seen and not g.advisory]
+    evaluated = [g for g in gates if g.id in seen and not g.advisory]
 
     # Gates that act now: the strongest action wins, every acting gate is evidence.
     acting = [
-        g for g in evaluated if seen[g.pk].step.act and (live or g.on_failure in _ACTS_WHEN_PAUSED)
+        g for g in evaluated if seen[g.id].step.act and (live or g.on_failure in _ACTS_WHEN_PAUSED)
     ]
     if acting:
         action = max((g.on_failure for g in acting), key=_STRENGTH.__getitem__)
         reason = "; ".join(
             f"Gate {g.name} failed {g.consecutive_failures} consecutive time(s): "
-            f"{seen[g.pk].result.detail}"
+            f"{seen[g.id].result.detail}"
             for g in acting
         )
         return Decision.of(release, action, reason=reason, **_from(acting, seen))
     if not live:
         return None  # paused: evaluated and shown, never paused again nor advanced
 
-    if any(seen[g.pk].failure_counted for g in evaluated):
+    if any(seen[g.id].failure_counted for g in evaluated):
         # A failure short of the action: the stage's hold starts again.
         release_hold_restart(release=release, at=now)
         release.hold_started_at = now
 
-    blind = [g for g in evaluated if seen[g.pk].step.errors_exhausted]
+    blind = [g for g in evaluated if seen[g.id].step.errors_exhausted]
     if blind:
         reason = "; ".join(
             f"Gate {g.name} errored {g.consecutive_errors} times in a row "
-            f"({seen[g.pk].result.detail}): the monitor does not act blind"
+            f"({seen[g.id].result.detail}): the monitor does not act blind"
             for g in blind
         )
         return Decision.of(release, OnFailure.PAUSE, reason=reason, **_from(blind, seen))
-    empty = [g for g in evaluated if seen[g.pk].step.no_data_action == "pause"]
+    empty = [g for g in evaluated if seen[g.id].step.no_data_action == "pause"]
     if empty:
         reason = "; ".join(
-            f"Gate {g.name} had no data ({seen[g.pk].result.detail}); its no-data policy pauses"
+            f"Gate {g.name} had no data ({seen[g.id].result.detail}); its no-data policy pauses"
             for g in empty
         )
         return Decision.of(release, OnFailure.PAUSE, reason=reason, **_from(empty, seen))
     if dead is not None:
         return Decision.of(release, OnFailure.PAUSE, reason=dead.reason, evidence=[dead.evidence])
-    return _advance_decision(release, gates, seen, now, blackouts)
+    return _advance_decision(release, stages, gates, seen, now, blackouts)
 
 
 def _latest_success(gate: Gate) -> bool:
@@ -390,6 +438,7 @@ def _latest_success(gate: Gate) -> bool:
 
 def _advance_decision(
     release: Release,
+    stages: dict[int, StageRow],
     gates: list[Gate],
     seen: dict[int, Seen],
     now: dt.datetime,
@@ -397,10 +446,10 @@ def _advance_decision(
 ) -> Decision | None:
     """Advance when the hold has passed, every acting gate's latest evaluation is a success,
     no request for the next step is open and no blackout window is open."""
-    stage = _current_stage(release)
+    stage = _current_stage(release, stages)
     if stage is None or release.pending_request_id is not None:
         return None
-    following = _stage_at(release, stage.index + 1)
+    following = stages.get(stage.index + 1)
     if following is not None and following.needs_go and not needs_request(release):
         return None  # where no approval is required, a person's advance is the go
     held_since = release.hold_started_at or release.stage_entered_at
@@ -417,7 +466,7 @@ def _advance_decision(
         release,
         "advance",
         reason=f"Stage {stage.name} held {stage.hold_seconds} s and every gate passed",
-        **_from([g for g in acting if g.pk in seen], seen),
+        **_from([g for g in acting if g.id in seen], seen),
     )
 
 
@@ -428,9 +477,9 @@ def _alert_advisory(due: list[Gate], seen: dict[int, Seen]) -> int:
     for gate in due:
         if (
             gate.advisory
-            and seen[gate.pk].result.outcome == Outcome.FAILURE
+            and seen[gate.id].result.outcome == Outcome.FAILURE
             and gate.consecutive_failures == gate.failures_to_act
         ):
-            gate_alert_notify(gate, seen[gate.pk].result, seen[gate.pk].evaluation)
+            gate_alert_notify(gate, seen[gate.id].result, seen[gate.id].evaluation)
             alerts += 1
     return alerts

@@ -1,6 +1,7 @@
 """The embedded default (SQLite) aggregates fetched rows in Python: on the same rows it must
 agree with PostgreSQL's own aggregates, percentiles and trusted subset included."""
 
+import datetime as dt
 import random
 
 import pytest
@@ -50,3 +51,21 @@ def test_percentile_cont__interpolates_between_ranks():
     assert percentile_cont([1, 2, 3, 4], 0.5) == 2.5
     assert percentile_cont([10], 0.99) == 10
     assert percentile_cont([], 0.5) is None
+
+
+def test_window_stats__on_postgresql__tells_the_newest_sample_inside_the_window():
+    release = ReleaseFactory()
+    push(release, [1.0, 2.0, 3.0], end=NOW - dt.timedelta(seconds=30))
+    push(release, [9.0], end=NOW + dt.timedelta(seconds=5))  # after the window's end
+    window = {"release_id": release.pk, "cohort": "canary", "end": NOW}
+    start = NOW - dt.timedelta(minutes=5)
+
+    seen, silent = window_stats(
+        [
+            WindowRequest(metric="error_rate", start=start, **window),
+            WindowRequest(metric="latency_ms", start=start, **window),
+        ]
+    )
+
+    assert (seen.all.count, seen.latest) == (3, NOW - dt.timedelta(seconds=30))
+    assert (silent.all.count, silent.latest) == (0, None)

@@ -160,3 +160,24 @@ def test_monitor_tick__two_ticks_back_to_back__count_once_toward_the_consecutive
     [report] = run(clock, 10, release=release, value=1.0)  # the next real tick: the second
     assert report.actions == [(release.pk, "rollback")]
     assert len(system_events("release.rollback", release)) == 1
+
+
+def test_monitor_tick__gates_of_stages__each_evaluated_only_while_its_stage_is_current(
+    clock, release_manager, staging
+):
+    release = started_release(
+        release_manager,
+        staging,
+        plan=two_stages(hold=60),
+        gates=[gate(name="canary-errors", stage="canary"), gate(name="full-errors", stage="full")],
+    )
+
+    run(clock, 60, release=release, value=1.0)
+    assert fresh(release).current_stage_index == 1  # canary held a minute and passed
+    assert [e.gate.name for e in evaluations(release)] == ["canary-errors"]
+    assert Gate.objects.get(release=release, name="full-errors").last_evaluated_at is None
+
+    run(clock, 60, release=release, value=1.0)
+    assert fresh(release).status == ReleaseStatus.COMPLETED
+    kept = [((e.evaluated_at - START).seconds, e.gate.name) for e in evaluations(release)]
+    assert kept == [(60, "canary-errors"), (120, "full-errors")]

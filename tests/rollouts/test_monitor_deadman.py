@@ -5,6 +5,8 @@ heartbeat, and a stale one shows on every page and makes /healthz degraded."""
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from releasecontrol.models import MonitorHeartbeat
 from releasecontrol.tasks import HEARTBEAT_NAME
@@ -94,6 +96,49 @@ def test_dead_man__samples_keep_arriving__never_pauses(clock, release_manager, s
     )
     run(clock, 600, release=release, value=1.0)
     assert fresh(release).status == ReleaseStatus.IN_PROGRESS
+
+
+def test_dead_man__window_longer_than_the_period__samples_in_it_older_than_the_period__pauses(
+    clock, release_manager, staging
+):
+    release = started_release(
+        release_manager,
+        staging,
+        plan=two_stages(hold=3600),
+        gates=[gate(window_seconds=300)],
+        dead_man_seconds=120,
+    )
+    run(clock, 510, release=release, value=until(400))  # last sample at 400 s
+    assert fresh(release).status == ReleaseStatus.IN_PROGRESS
+
+    [report] = run(clock, 10)  # 520 s: the window still holds samples, none of the last 120 s
+
+    release = fresh(release)
+    assert report.actions == [(release.pk, "pause")]
+    assert release.paused_reason == "Dead man's switch: no samples of error_rate for 120 s"
+    [event] = system_events("release.pause", release)
+    assert event.after["evidence"][0]["last_sample_at"] == {
+        "error_rate": (START + dt.timedelta(seconds=400)).isoformat()
+    }
+
+
+def test_dead_man__window_longer_than_the_period_shows_a_recent_sample__no_lookup_of_its_own(
+    clock, release_manager, staging
+):
+    release = started_release(
+        release_manager,
+        staging,
+        plan=two_stages(hold=3600),
+        gates=[gate(window_seconds=300)],
+        dead_man_seconds=60,
+    )
+    run(clock, 300, release=release, value=1.0)
+    with CaptureQueriesContext(connection) as queries:
+        [report] = run(clock, 10, release=release, value=1.0)
+
+    assert report.gates_evaluated == 1
+    assert fresh(release).status == ReleaseStatus.IN_PROGRESS
+    assert not [q for q in queries.captured_queries if "ORDER BY s.time DESC" in q["sql"]]
 
 
 # --- The heartbeat --------------------------------------------------------------------------

@@ -4,14 +4,19 @@ which evaluations are kept, and advisory alerts. Releases are made and started t
 real services; samples are rows as the ingestion service would write them."""
 
 import datetime as dt
+import gc
+import sys
 
 import pytest
+from django.db import connection
 
 from flags.models import Mode
-from rollouts.models import ReleaseEventKind, ReleaseStatus
+from rollouts import monitor
+from rollouts.models import Gate, ReleaseEventKind, ReleaseStatus
 from tests.rollouts.monitor_support import (
     START,
     evaluations,
+    feed,
     flag_state,
     fresh,
     gate,
@@ -266,8 +271,6 @@ def test_monitor_tick__advisory_gate_failing__alerts_once_and_never_acts(
     # latency_ms has no data: an advisory gate never pauses for it either.
     assert fresh(release).status == ReleaseStatus.IN_PROGRESS
 
-    from tests.rollouts.monitor_support import feed
-
     def both(elapsed):
         feed(release, 900.0, metric="latency_ms")
         return 1.0
@@ -280,3 +283,46 @@ def test_monitor_tick__advisory_gate_failing__alerts_once_and_never_acts(
     assert "latency" in alerts[0].payload["reason"]
     assert the_gate(release, "latency").evaluations.filter(action="advisory alert").count() == 1
     assert system_events("release.pause", release) == []
+
+
+# --- The tick's own footprint ------------------------------------------------------------------
+
+
+def test_monitor_tick__collector_would_run_at_every_allocation__none_while_a_batch_runs(
+    clock, release_manager, staging
+):
+    release = started_release(release_manager, staging)
+    run(clock, 60, release=release, value=1.0)
+    clock.shift(dt.timedelta(seconds=10))
+    feed(release, 1.0)
+    inside: list[int] = []  # collections started with a batch's evaluation on the stack
+
+    def collecting(phase: str, info: dict) -> None:
+        frame = sys._getframe(1)
+        while frame is not None and phase == "start":
+            if frame.f_code is monitor._batch_evaluate.__code__:
+                inside.append(info["generation"])
+                return
+            frame = frame.f_back
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)  # without the pause, a collection at nearly every allocation
+    gc.callbacks.append(collecting)
+    try:
+        report = monitor.monitor_tick()
+    finally:
+        gc.callbacks.remove(collecting)
+        gc.set_threshold(*threshold)
+
+    assert report.gates_evaluated == 1
+    assert inside == []
+    assert gc.isenabled()  # resumed once the tick is over
+
+
+def test_gate_table__on_postgresql__pages_keep_room_for_in_place_updates():
+    # Every tick rewrites every gate's state: with room on the page, PostgreSQL updates the
+    # row without writing the table's indexes (rollouts/migrations/0004_gate_table_fillfactor).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [Gate._meta.db_table])
+        [options] = cursor.fetchone()
+    assert "fillfactor=50" in options
