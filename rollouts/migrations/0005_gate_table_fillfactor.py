@@ -30,6 +30,6 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("rollouts", "0003_deploy_approvers_and_dora_indexes")]
+    dependencies = [("rollouts", "0004_rollback_states_in_the_audit_trail")]
 
     operations = [migrations.RunPython(forward, backward)]
