@@ -321,7 +321,7 @@ def test_monitor_tick__collector_would_run_at_every_allocation__none_while_a_bat
 
 def test_gate_table__on_postgresql__pages_keep_room_for_in_place_updates():
     # Every tick rewrites every gate's state: with room on the page, PostgreSQL updates the
-    # row without writing the table's indexes (rollouts/migrations/0004_gate_table_fillfactor).
+    # row without writing the table's indexes (rollouts/migrations/0005_gate_table_fillfactor).
     with connection.cursor() as cursor:
         cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [Gate._meta.db_table])
         [options] = cursor.fetchone()
