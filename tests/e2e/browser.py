@@ -18,6 +18,9 @@ def screenshot(page: Page, name: str) -> None:
 
 
 def sign_in(page: Page, base_url: str, user: User) -> None:
+    # Leave the previous page first: a poll of it still in flight could set a CSRF cookie
+    # after the cookies are cleared, and the sign-in form's token would not match it.
+    page.goto("about:blank")
     page.context.clear_cookies()
     page.goto(base_url + "/accounts/login/")
     page.fill("#id_username", user.username)
